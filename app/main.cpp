@@ -1,0 +1,284 @@
+// spark-ls command line: the language server (later), and tools for people debugging models and prompts.
+#include "inference/forward_ref.h"
+#include "inference/gguf.h"
+#include "inference/model.h"
+#include "inference/random_model.h"
+#include "inference/sampler.h"
+#include "inference/tokenizer.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace spark;
+
+constexpr const char* usage_text = R"(usage: spark-ls <command> [options]
+
+commands:
+  inspect M.gguf                      architecture, hyper-parameters, tensors, tokenizer, special tokens
+  generate --model M.gguf --prompt TEXT [--n N] [--temp T] [--top-k K] [--top-p P] [--seed S] [--ctx C]
+                                      generate text; prints the text, then tokens/s on stderr
+  tokenize --model M.gguf (--text TEXT | --file F) [--special] [--bos]
+                                      print token ids, space-separated, on one line
+  make-model --preset NAME --out M.gguf [--type T] [--seed S]
+                                      write a model with random weights (presets: tiny-llama, tiny-llama-tied,
+                                      tiny-qwen2, qwen2.5-0.5b, qwen2.5-1.5b; T: f32, f16, q8_0, q4_0, q4_k, ...)
+)";
+
+// --key value and --flag options after the command; positional arguments in order.
+struct args {
+    std::map<std::string, std::string> options;
+    std::vector<std::string> positional;
+
+    bool has(const std::string& k) const { return options.count(k) != 0; }
+    std::string get(const std::string& k, const std::string& fallback = "") const {
+        auto it = options.find(k);
+        return it == options.end() ? fallback : it->second;
+    }
+};
+
+result<args> parse_args(int argc, char** argv, int first, const std::vector<std::string>& flags) {
+    args a;
+    for (int i = first; i < argc; ++i) {
+        std::string s = argv[i];
+        if (s.rfind("--", 0) == 0) {
+            const std::string key = s.substr(2);
+            if (std::find(flags.begin(), flags.end(), key) != flags.end()) {
+                a.options[key] = "1";
+            } else if (i + 1 < argc) {
+                a.options[key] = argv[++i];
+            } else {
+                return fail("option --", key, " needs a value");
+            }
+        } else {
+            a.positional.push_back(std::move(s));
+        }
+    }
+    return a;
+}
+
+template <class T>
+result<T> number(const args& a, const std::string& key, T fallback) {
+    if (!a.has(key)) return fallback;
+    const std::string s = a.get(key);
+    std::istringstream in(s);
+    T v{};
+    if (!(in >> v) || !in.eof()) return fail("option --", key, ": '", s, "' is not a number");
+    return v;
+}
+
+int report(const error& e) {
+    std::fprintf(stderr, "spark-ls: %s\n", e.message.c_str());
+    return 1;
+}
+
+std::string escape(std::string_view s) {
+    std::string out;
+    for (unsigned char c : s) {
+        if (c == '\n') out += "\\n";
+        else if (c == '\t') out += "\\t";
+        else if (c == '\r') out += "\\r";
+        else if (c < 0x20 || c == 0x7f) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02x", c);
+            out += buf;
+        } else out += char(c);
+    }
+    return out;
+}
+
+int cmd_inspect(const args& a) {
+    if (a.positional.size() != 1) return report({"inspect: give one model file"});
+    auto m = model::load(a.positional[0]);
+    if (!m) return report(m.error());
+    const auto& model = **m;
+    const auto& hp = model.hparams();
+    const auto& f = model.file();
+    std::printf("file:            %s (GGUF v%u, %llu bytes, %zu tensors, %zu metadata keys)\n", a.positional[0].c_str(),
+                f.version(), (unsigned long long)f.file_size(), f.tensors().size(), f.metadata().size());
+    std::printf("architecture:    %s%s%s\n", hp.arch.c_str(), hp.name.empty() ? "" : "  name: ", hp.name.c_str());
+    std::printf("context:         %d\n", hp.n_ctx_train);
+    std::printf("embedding:       %d   layers: %d   ffn: %d\n", hp.n_embd, hp.n_layer, hp.n_ff);
+    std::printf("heads:           %d   kv heads: %d   head dim: %d   rotary dims: %d\n", hp.n_head, hp.n_head_kv,
+                hp.head_dim, hp.n_rot);
+    std::printf("rope:            %s, base %g, scale %g\n", hp.rope == rope_style::neox ? "neox" : "normal",
+                double(hp.rope_base), double(hp.rope_freq_scale));
+    std::printf("rms eps:         %g\n", double(hp.rms_eps));
+    std::printf("output:          %s%s\n", hp.tied_output ? "tied to token_embd" : "separate",
+                hp.has_qkv_bias ? ", q/k/v biases" : "");
+    std::printf("weights:         %.1f MiB\n", double(model.weight_bytes()) / (1024.0 * 1024.0));
+    const auto& tok = model.vocab();
+    const auto& sp = tok.special();
+    std::printf("tokenizer:       %s (pre: %s), %d tokens, vocab rows %d, add_bos %s\n",
+                std::string(tok.model_name()).c_str(), std::string(tok.pre_tokenizer_name()).c_str(), tok.n_tokens(),
+                hp.n_vocab, sp.add_bos ? "yes" : "no");
+    auto show = [&](const char* name, token_id id) {
+        if (id >= 0) std::printf("  %-8s %6d  '%s'\n", name, id, escape(tok.token_text(id)).c_str());
+    };
+    std::printf("special tokens:\n");
+    show("bos", sp.bos);
+    show("eos", sp.eos);
+    show("eot", sp.eot);
+    show("unk", sp.unk);
+    show("pad", sp.pad);
+    show("fim_pre", sp.fim_pre);
+    show("fim_suf", sp.fim_suf);
+    show("fim_mid", sp.fim_mid);
+    show("fim_pad", sp.fim_pad);
+    show("fim_rep", sp.fim_rep);
+    show("fim_sep", sp.fim_sep);
+    std::printf("tensors:\n");
+    for (const auto& t : f.tensors()) {
+        std::string dims;
+        for (size_t i = 0; i < t.dims.size(); ++i) dims += (i ? " x " : "") + std::to_string(t.dims[i]);
+        std::printf("  %-32s %-6s %-18s %10.3f MiB\n", t.name.c_str(), std::string(type_name(t.type)).c_str(),
+                    dims.c_str(), double(t.n_bytes) / (1024.0 * 1024.0));
+    }
+    return 0;
+}
+
+result<std::string> read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return fail(path, ": cannot open");
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+int cmd_tokenize(const args& a) {
+    if (!a.has("model")) return report({"tokenize: --model is required"});
+    if (a.has("text") == a.has("file")) return report({"tokenize: give exactly one of --text and --file"});
+    std::string text = a.get("text");
+    if (a.has("file")) {
+        auto t = read_file(a.get("file"));
+        if (!t) return report(t.error());
+        text = std::move(*t);
+    }
+    auto f = gguf::gguf_file::open(a.get("model"));
+    if (!f) return report(f.error());
+    auto tok = tokenizer::load(*f);  // the vocabulary alone is enough: vocab-only files work too
+    if (!tok) return report({a.get("model") + ": " + tok.error().message});
+    const auto ids = tok->tokenize(text, {.add_bos = a.has("bos"), .parse_special = a.has("special")});
+    std::string line;
+    for (size_t i = 0; i < ids.size(); ++i) line += (i ? " " : "") + std::to_string(ids[i]);
+    std::printf("%s\n", line.c_str());
+    return 0;
+}
+
+int cmd_generate(const args& a) {
+    if (!a.has("model")) return report({"generate: --model is required"});
+    if (!a.has("prompt")) return report({"generate: --prompt is required"});
+    auto n = number<int>(a, "n", 32);
+    auto temp = number<float>(a, "temp", 0.0f);
+    auto seed = number<uint64_t>(a, "seed", 0);
+    auto top_k = number<int>(a, "top-k", 0);
+    auto top_p = number<float>(a, "top-p", 1.0f);
+    auto ctx = number<int>(a, "ctx", 0);
+    for (const error* e : {n ? nullptr : &n.error(), temp ? nullptr : &temp.error(), seed ? nullptr : &seed.error(),
+                           top_k ? nullptr : &top_k.error(), top_p ? nullptr : &top_p.error(),
+                           ctx ? nullptr : &ctx.error()})
+        if (e) return report(*e);
+    if (*n < 0) return report({"generate: --n must be >= 0"});
+
+    const auto t_load = std::chrono::steady_clock::now();
+    auto loaded = model::load(a.get("model"));
+    if (!loaded) return report(loaded.error());
+    const model& m = **loaded;
+    const auto& tok = m.vocab();
+    auto prompt = tok.tokenize(a.get("prompt"), {.add_bos = tok.special().add_bos, .parse_special = true});
+    if (prompt.empty()) return report({"generate: the prompt is empty (and the model adds no BOS)"});
+    const int n_ctx = *ctx > 0 ? *ctx : std::min<int>(m.hparams().n_ctx_train, int(prompt.size()) + *n);
+    if (int(prompt.size()) + *n > n_ctx)
+        return report({"generate: prompt (" + std::to_string(prompt.size()) + " tokens) + --n exceeds the context " +
+                       std::to_string(n_ctx)});
+    kv_cache cache(m.hparams(), n_ctx);
+    sampler smp({.temperature = *temp, .top_k = *top_k, .top_p = *top_p, .seed = *seed});
+    const auto t_start = std::chrono::steady_clock::now();
+
+    std::vector<float> logits;
+    if (auto ok = forward_reference(m, cache, prompt, logits, false); !ok) return report(ok.error());
+    const auto t_prompt = std::chrono::steady_clock::now();
+
+    stream_decoder out(tok);
+    std::fputs(a.get("prompt").c_str(), stdout);
+    int n_generated = 0;
+    const token_id eos = tok.special().eos, eot = tok.special().eot;
+    while (n_generated < *n) {
+        const token_id next = smp.sample(logits, tok.n_tokens());
+        ++n_generated;
+        if (next == eos || next == eot) break;
+        std::fputs(out.push(next).c_str(), stdout);
+        std::fflush(stdout);
+        if (n_generated == *n) break;
+        const token_id one[] = {next};
+        if (auto ok = forward_reference(m, cache, one, logits, false); !ok) return report(ok.error());
+    }
+    std::fputs(out.flush().c_str(), stdout);
+    std::fputs("\n", stdout);
+    const auto t_end = std::chrono::steady_clock::now();
+    auto secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
+    std::fprintf(stderr,
+                 "load %.2f s | prompt %zu tokens in %.3f s (%.1f tok/s) | generated %d tokens in %.3f s (%.2f tok/s)"
+                 " | scalar reference path\n",
+                 secs(t_start - t_load), prompt.size(), secs(t_prompt - t_start),
+                 double(prompt.size()) / secs(t_prompt - t_start), n_generated, secs(t_end - t_prompt),
+                 n_generated / std::max(1e-9, secs(t_end - t_prompt)));
+    return 0;
+}
+
+result<ggml_type> parse_type(const std::string& s) {
+    for (uint32_t id = 0; id < 64; ++id)
+        if (const auto* tr = find_type_traits(id); tr && tr->supported) {
+            std::string lower(tr->name);
+            for (auto& c : lower) c = char(std::tolower(c));
+            if (lower == s || tr->name == s) return static_cast<ggml_type>(id);
+        }
+    return fail("unknown or unsupported tensor type '", s, "'");
+}
+
+int cmd_make_model(const args& a) {
+    if (!a.has("preset") || !a.has("out")) return report({"make-model: --preset and --out are required"});
+    auto spec = random_model_preset(a.get("preset"));
+    if (!spec) return report(spec.error());
+    if (a.has("type")) {
+        auto t = parse_type(a.get("type"));
+        if (!t) return report(t.error());
+        spec->weight_type = *t;
+    }
+    auto seed = number<uint64_t>(a, "seed", spec->seed);
+    if (!seed) return report(seed.error());
+    spec->seed = *seed;
+    auto ok = write_random_model(*spec, a.get("out"), [](size_t done, size_t total) {
+        std::fprintf(stderr, "\rwriting tensors %zu/%zu", done, total);
+        if (done == total) std::fputc('\n', stderr);
+    });
+    if (!ok) return report(ok.error());
+    std::fprintf(stderr, "wrote %s\n", a.get("out").c_str());
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+        std::fputs(usage_text, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const std::string cmd = argv[1];
+    auto a = parse_args(argc, argv, 2, {"special", "bos"});
+    if (!a) return report(a.error());
+    if (cmd == "inspect") return cmd_inspect(*a);
+    if (cmd == "tokenize") return cmd_tokenize(*a);
+    if (cmd == "generate") return cmd_generate(*a);
+    if (cmd == "make-model") return cmd_make_model(*a);
+    std::fprintf(stderr, "spark-ls: unknown command '%s'\n\n%s", cmd.c_str(), usage_text);
+    return 2;
+}
