@@ -59,18 +59,22 @@ public:
     std::string_view token_text(token_id id) const;
     token_attr attr(token_id id) const;
 
-    // Concatenated pieces; for SentencePiece vocabularies the leading space that tokenisation added in front of
-    // the text is removed again, so detokenize(tokenize(t)) == t.
+    // Concatenated pieces; for SentencePiece vocabularies the space that tokenisation added in front of the text
+    // (and after each special token) is removed again, so detokenize(tokenize(t)) == t. Exceptions: bytes the
+    // vocabulary cannot spell are lost, and SentencePiece returns an input U+2581 ("▁") as a space.
     std::string detokenize(std::span<const token_id> ids, bool render_special = false) const;
 
 private:
+    friend class stream_decoder;  // shares detokenize's piece logic
     struct impl;
     explicit tokenizer(std::unique_ptr<impl> p);
     std::unique_ptr<impl> impl_;
 };
 
 // Streaming detokenisation: returns only complete UTF-8 text, holding back a partial multi-byte sequence until the
-// token that completes it arrives (or flush()).
+// token that completes it arrives (or flush()). The concatenation of everything returned equals detokenize() of the
+// same ids; bytes that can never become valid UTF-8 are passed through as they are. One decoder per stream; it
+// must not outlive its tokenizer.
 class stream_decoder {
 public:
     explicit stream_decoder(const tokenizer& tok) : tok_(&tok) {}
@@ -80,7 +84,8 @@ public:
 private:
     const tokenizer* tok_;
     std::string pending_;
-    bool first_ = true;
+    bool strip_space_ = true;  // the next text piece may start with the space SentencePiece added (start of text,
+                               // after a special token); meaningful only for vocabularies that add one
 };
 
 }  // namespace spark
