@@ -1,4 +1,7 @@
 // spark-ls command line: the language server (later), and tools for people debugging models and prompts.
+#include "accel/device.h"
+#include "app/bench.h"
+#include "inference/forward.h"
 #include "inference/forward_ref.h"
 #include "inference/gguf.h"
 #include "inference/model.h"
@@ -28,6 +31,11 @@ commands:
                                       generate text; prints the text, then tokens/s on stderr
   tokenize --model M.gguf (--text TEXT | --file F) [--special] [--bos]
                                       print token ids, space-separated, on one line
+  bench decode --model M.gguf [--tsv F] [--n N] [--prompt-tokens P] [--reps R]
+                                      decode and prompt speed vs the memory roofline, verify cost curve,
+                                      1 vs 2 workers with and without a competing process
+  accel-report --model M.gguf [--chip host|wafer] [--n N]
+                                      per kernel class: measured time on this host vs projected on a chip
   make-model --preset NAME --out M.gguf [--type T] [--seed S]
                                       write a model with random weights (presets: tiny-llama, tiny-llama-tied,
                                       tiny-qwen2, qwen2.5-0.5b, qwen2.5-1.5b; T: f32, f16, q8_0, q4_0, q4_k, ...)
@@ -234,6 +242,74 @@ int cmd_generate(const args& a) {
     return 0;
 }
 
+int cmd_bench(const args& a) {
+    if (a.positional.size() != 1 || a.positional[0] != "decode") return report({"bench: the benchmark is 'decode'"});
+    if (!a.has("model")) return report({"bench: --model is required"});
+    bench_options o;
+    o.model_path = a.get("model");
+    o.tsv_path = a.get("tsv");
+    auto n = number<int>(a, "n", o.n_decode);
+    auto p = number<int>(a, "prompt-tokens", o.n_prompt);
+    auto r = number<int>(a, "reps", o.reps);
+    if (!n || !p || !r) return report({"bench: --n, --prompt-tokens and --reps take numbers"});
+    o.n_decode = std::max(1, *n);
+    o.n_prompt = std::max(1, *p);
+    o.reps = std::max(1, *r);
+    return run_bench_decode(o);
+}
+
+// Runs a prompt and some decode steps on a 2-worker host partition, then compares the measured time per kernel
+// class with the cost model's projection for the host and for the chosen chip.
+int cmd_accel_report(const args& a) {
+    if (!a.has("model")) return report({"accel-report: --model is required"});
+    auto chip = accel::preset_by_name(a.get("chip", "wafer"));
+    if (!chip) return report(chip.error());
+    auto n = number<int>(a, "n", 16);
+    if (!n) return report(n.error());
+    auto loaded = model::load(a.get("model"));
+    if (!loaded) return report(loaded.error());
+    const auto& m = *loaded;
+    accel::partition part("host", 2);
+    auto placed = placed_model::place(m, part);
+    if (!placed) return report(placed.error());
+    kv_cache cache(m->hparams(), 8 + *n);
+    std::vector<float> logits;
+    std::vector<token_id> prompt(8, 1);
+    if (auto ok = (*placed)->forward(cache, prompt, logits, false); !ok) return report(ok.error());
+    part.stats().clear();
+    for (int i = 0; i < *n; ++i) {
+        const token_id t[] = {token_id(2 + i)};
+        if (auto ok = (*placed)->forward(cache, t, logits, false); !ok) return report(ok.error());
+    }
+    const double bw = accel::measure_read_bandwidth(2);
+    const auto host = accel::host_preset(bw);
+    const auto& s = part.stats();
+    const uint64_t wbytes = (*placed)->weight_bytes();
+    const int chip_cores = int(std::min<uint64_t>(uint64_t(chip->n_cores),
+                                                  std::max<uint64_t>(1, wbytes / std::max<uint64_t>(1, chip->local_memory_per_core) + 1)));
+    std::printf("model %s, %d decode steps, packed weights %.1f MiB\n", a.get("model").c_str(), *n,
+                double(wbytes) / (1 << 20));
+    std::printf("host: %d cores, %.1f GB/s measured; chip '%s': %d cores hold the weights\n", host.n_cores, bw / 1e9,
+                chip->name.c_str(), chip_cores);
+    std::printf("%-12s %8s %12s %12s %12s %14s\n", "class", "calls", "MB read", "GFLOP", "host ms", "chip proj. ms");
+    for (int k = 0; k < accel::n_kernel_classes; ++k) {
+        accel::counters one;
+        one.by_class[k] = s.by_class[k];
+        const auto& c = s.by_class[k];
+        std::printf("%-12s %8llu %12.1f %12.3f %12.2f %14.4f\n",
+                    std::string(accel::kernel_class_name(accel::kernel_class(k))).c_str(), (unsigned long long)c.calls,
+                    double(c.bytes) / 1e6, double(c.flops) / 1e9, c.seconds * 1e3,
+                    accel::projected_seconds(one, *chip, chip_cores, wbytes) * 1e3);
+    }
+    const double measured = s.total().seconds;
+    std::printf("total: measured %.2f ms/token on the host, host model %.2f ms/token, chip projection %.4f ms/token\n",
+                measured * 1e3 / *n, accel::projected_seconds(s, host, host.n_cores, wbytes) * 1e3 / *n,
+                accel::projected_seconds(s, *chip, chip_cores, wbytes) * 1e3 / *n);
+    std::printf("host roofline: %.1f tok/s (bandwidth / packed weight bytes); measured %.1f tok/s\n",
+                bw / double(wbytes), *n / measured);
+    return 0;
+}
+
 result<ggml_type> parse_type(const std::string& s) {
     for (uint32_t id = 0; id < 64; ++id)
         if (const auto* tr = find_type_traits(id); tr && tr->supported) {
@@ -279,6 +355,8 @@ int main(int argc, char** argv) {
     if (cmd == "tokenize") return cmd_tokenize(*a);
     if (cmd == "generate") return cmd_generate(*a);
     if (cmd == "make-model") return cmd_make_model(*a);
+    if (cmd == "bench") return cmd_bench(*a);
+    if (cmd == "accel-report") return cmd_accel_report(*a);
     std::fprintf(stderr, "spark-ls: unknown command '%s'\n\n%s", cmd.c_str(), usage_text);
     return 2;
 }

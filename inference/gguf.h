@@ -8,7 +8,7 @@
 // A gguf_file is immutable after open and may be read from any thread.
 #pragma once
 
-#include "inference/tensor_types.h"
+#include "accel/tensor_types.h"
 #include "support/result.h"
 
 #include <cstdint>

@@ -118,7 +118,7 @@ result<void> gguf_writer::add_tensor_f32(std::string name, std::vector<uint64_t>
 static std::vector<uint8_t> header_bytes(const std::vector<key_value>& kv, uint64_t alignment, uint64_t n_tensors,
                                          const auto& tensors) {
     out_buffer out;
-    out.bytes.insert(out.bytes.end(), {'G', 'G', 'U', 'F'});
+    for (char c : {'G', 'G', 'U', 'F'}) out.bytes.push_back(uint8_t(c));
     out.put<uint32_t>(3);
     out.put<uint64_t>(n_tensors);
     out.put<uint64_t>(kv.size());

@@ -5,6 +5,7 @@
 // (norms, biases) are decoded to f32 at load. A model is immutable after load and may be shared across threads.
 #pragma once
 
+#include "accel/kernels.h"
 #include "inference/gguf.h"
 #include "inference/tokenizer.h"
 #include "support/result.h"
@@ -15,10 +16,7 @@
 
 namespace spark {
 
-enum class rope_style {
-    normal,  // llama: rotate adjacent pairs (x[2j], x[2j+1])
-    neox,    // qwen2: rotate (x[j], x[j + n_rot/2])
-};
+using accel::rope_style;  // normal: llama, adjacent pairs; neox: qwen2, (x[j], x[j + n_rot/2])
 
 struct model_hparams {
     std::string arch;        // "llama" | "qwen2"

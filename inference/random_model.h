@@ -5,7 +5,7 @@
 // keyed by (seed, tensor name, element index), never from std:: distributions whose output may vary.
 #pragma once
 
-#include "inference/tensor_types.h"
+#include "accel/tensor_types.h"
 #include "support/result.h"
 
 #include <cstdint>

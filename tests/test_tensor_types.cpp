@@ -1,7 +1,7 @@
 // Tensor types: half/bfloat conversions, quantise/dequantise consistency, and dequantisation checked against
 // values computed independently (tools/reference/make_golden.py --dequant) from the committed quant_types.gguf.
 #include "inference/gguf.h"
-#include "inference/tensor_types.h"
+#include "accel/tensor_types.h"
 #include "harness/test_data.h"
 
 #include <catch2/catch.hpp>

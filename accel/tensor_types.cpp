@@ -1,6 +1,6 @@
 // Scalar reference dequantisation and quantisation for the GGUF tensor types spark-ls supports.
 // The block layouts follow ggml's definitions; every fast kernel is tested against these loops.
-#include "inference/tensor_types.h"
+#include "accel/tensor_types.h"
 
 #include <algorithm>
 #include <array>

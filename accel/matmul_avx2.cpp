@@ -1,0 +1,369 @@
+// AVX2 matrix kernels (compiled with -mavx2 -mfma -mf16c; called only when active_isa() allows).
+//
+// One group of 8 interleaved rows is one vector: lane r holds row r. Each 32-byte chunk of weights is loaded once
+// per pass and applied to up to 4 columns (the per-column int32 block sums and f32 accumulators stay in registers),
+// so a call streams the weights from memory once; with more than 4 columns the group's weights (a few KB) are
+// re-read from L1/L2 for the next 4. Integer dot products use _mm256_maddubs_epi16 (u8 x s8 -> pairs summed into
+// s16) and _mm256_madd_epi16 (-> s32); for signed Q8_0 weights |w| is the unsigned operand and w's sign moves to x.
+// The float operations per (row, column) are those of matmul_scalar.cpp, in the same order (matmul_kernels.h).
+#include "accel/matmul_kernels.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+namespace spark::accel::detail {
+namespace {
+
+inline __m256i bcast4(const int8_t* p) { return _mm256_set1_epi32(int(load_u32(p))); }
+inline __m256i load256(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+inline __m128i load128(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+inline __m256 halves8(const uint8_t* p) { return _mm256_cvtph_ps(load128(p)); }
+
+// 8 u8 scales (one per row) -> lane r = (s_r, s_r) as two int16, the multiplier madd_epi16 wants.
+inline __m256i dup_scales_u8(const uint8_t* p) {
+    const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+    return _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(v, v));
+}
+
+// Touches block b of the group at g (all streams) so it is in cache when that group's turn comes: the hardware
+// prefetcher alone does not run far enough ahead while the core is busy with several columns.
+inline void prefetch_block(const kernel_args& a, const uint8_t* g, int64_t b) {
+    if (!g) return;
+    for (int s = 0; s < a.layout.n_streams; ++s) {
+        const size_t pb = a.layout.per_block[s];
+        const char* p = reinterpret_cast<const char*>(g + a.layout.offset[s] + pb * size_t(b));
+        for (size_t o = 0; o < pb; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+    }
+}
+
+inline void store_lanes(const kernel_args& a, int64_t g, int j, __m256 v) {
+    const int64_t row0 = g * group_rows;
+    if (row0 >= a.r0 && row0 + group_rows <= a.r1) {
+        _mm256_storeu_ps(a.y + j * a.ldy + row0, v);
+    } else {
+        alignas(32) float lanes[group_rows];
+        _mm256_store_ps(lanes, v);
+        store_group(a, g, j, lanes);
+    }
+}
+
+// ---- float weights: four partial sums over c mod 4, (a0 + a1) + (a2 + a3) ----
+
+template <ggml_type T>
+inline __m256 load_w(const uint8_t* vals, int64_t c) {
+    if constexpr (T == ggml_type::f32) return _mm256_loadu_ps(reinterpret_cast<const float*>(vals + 32 * c));
+    else if constexpr (T == ggml_type::f16) return halves8(vals + 16 * c);
+    else return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(load128(vals + 16 * c)), 16));
+}
+
+template <ggml_type T>
+struct float_kernel {
+    using view = const float*;
+    static constexpr int max_nc = 2;
+    template <int NC>
+    static void run(const kernel_args& a, const uint8_t* g, const uint8_t* pf, const view* x, __m256* out) {
+        const uint8_t* vals = g + a.layout.offset[0];
+        __m256 acc[4][NC];
+        for (int u = 0; u < 4; ++u)
+            for (int c = 0; c < NC; ++c) acc[u][c] = _mm256_setzero_ps();
+        int64_t i = 0;
+        for (; i + 4 <= a.n; i += 4)
+            for (int u = 0; u < 4; ++u) {
+                const __m256 w = load_w<T>(vals, i + u);
+                for (int c = 0; c < NC; ++c)
+                    acc[u][c] = _mm256_add_ps(acc[u][c], _mm256_mul_ps(w, _mm256_set1_ps(x[c][i + u])));
+            }
+        for (int u = 0; i + u < a.n; ++u) {
+            const __m256 w = load_w<T>(vals, i + u);
+            for (int c = 0; c < NC; ++c)
+                acc[u][c] = _mm256_add_ps(acc[u][c], _mm256_mul_ps(w, _mm256_set1_ps(x[c][i + u])));
+        }
+        for (int c = 0; c < NC; ++c)
+            out[c] = _mm256_add_ps(_mm256_add_ps(acc[0][c], acc[1][c]), _mm256_add_ps(acc[2][c], acc[3][c]));
+    }
+};
+
+// ---- Q8_0 ----
+
+struct q8_0_kernel {
+    using view = act_q32;
+    static constexpr int max_nc = 4;
+    template <int NC>
+    static void run(const kernel_args& a, const uint8_t* g, const uint8_t* pf, const view* x, __m256* out) {
+        const uint8_t* d = g + a.layout.offset[0];
+        const uint8_t* qs = g + a.layout.offset[1];
+        const __m256i ones = _mm256_set1_epi16(1);
+        __m256 acc[NC];
+        for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+        for (int64_t b = 0; b < a.n_blocks; ++b) {
+            prefetch_block(a, pf, b);
+            __m256i isum[NC];
+            for (int c = 0; c < NC; ++c) isum[c] = _mm256_setzero_si256();
+            const uint8_t* wb = qs + 256 * b;
+            for (int k = 0; k < 8; ++k) {
+                const __m256i w = load256(wb + 32 * k);
+                const __m256i aw = _mm256_sign_epi8(w, w);  // |w| as u8 (-128 -> 128)
+                for (int c = 0; c < NC; ++c) {
+                    const __m256i xs = _mm256_sign_epi8(bcast4(x[c].q + 32 * b + 4 * k), w);
+                    isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, xs), ones));
+                }
+            }
+            const __m256 dw = halves8(d + 16 * b);
+            for (int c = 0; c < NC; ++c) {
+                const __m256 s = _mm256_mul_ps(dw, _mm256_set1_ps(x[c].d[b]));
+                acc[c] = _mm256_add_ps(acc[c], _mm256_mul_ps(_mm256_cvtepi32_ps(isum[c]), s));
+            }
+        }
+        for (int c = 0; c < NC; ++c) out[c] = acc[c];
+    }
+};
+
+// ---- Q4_0: sum (q - 8) x = sum q x - 8 sum x; eight maddubs results fit int16 (8 * 2 * 15 * 127 < 2^15) ----
+
+struct q4_0_kernel {
+    using view = act_q32;
+    static constexpr int max_nc = 4;
+    template <int NC>
+    static void run(const kernel_args& a, const uint8_t* g, const uint8_t* pf, const view* x, __m256* out) {
+        const uint8_t* d = g + a.layout.offset[0];
+        const uint8_t* qs = g + a.layout.offset[1];
+        const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0F);
+        __m256 acc[NC];
+        for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+        for (int64_t b = 0; b < a.n_blocks; ++b) {
+            prefetch_block(a, pf, b);
+            __m256i s16[NC];
+            for (int c = 0; c < NC; ++c) s16[c] = _mm256_setzero_si256();
+            const uint8_t* wb = qs + 128 * b;
+            for (int k = 0; k < 4; ++k) {
+                const __m256i w = load256(wb + 32 * k);
+                const __m256i lo = _mm256_and_si256(w, m4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), m4);
+                for (int c = 0; c < NC; ++c) {
+                    const int8_t* xq = x[c].q + 32 * b + 4 * k;
+                    const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, bcast4(xq)),
+                                                       _mm256_maddubs_epi16(hi, bcast4(xq + 16)));
+                    s16[c] = _mm256_add_epi16(s16[c], p);
+                }
+            }
+            const __m256 dw = halves8(d + 16 * b);
+            for (int c = 0; c < NC; ++c) {
+                const __m256i isum =
+                    _mm256_sub_epi32(_mm256_madd_epi16(s16[c], ones), _mm256_set1_epi32(8 * x[c].sum[b]));
+                const __m256 s = _mm256_mul_ps(dw, _mm256_set1_ps(x[c].d[b]));
+                acc[c] = _mm256_add_ps(acc[c], _mm256_mul_ps(_mm256_cvtepi32_ps(isum), s));
+            }
+        }
+        for (int c = 0; c < NC; ++c) out[c] = acc[c];
+    }
+};
+
+// ---- Q4_K / Q5_K: isum = sum_j sc_j * (q . x)_j, msum = sum_j m_j * bsum32_j ----
+
+template <bool Q5>
+struct q45_k_kernel {
+    using view = act_qk;
+    static constexpr int max_nc = 3;
+
+    // k in [k0, k1) of sub-block pair j: adds sc-weighted dot products into isum. Q5_K runs two halves of 4 chunks
+    // so the int16 pair sums stay below 2^15 (4 * 2 * 31 * 127); Q4_K runs all 8 (8 * 2 * 15 * 127).
+    template <int NC>
+    static void chunks(const uint8_t* nib, const uint8_t* hb, const int8_t* const* xq, int j, int k0, int k1,
+                       __m256i sc_lo, __m256i sc_hi, __m256i* isum) {
+        const __m256i m4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
+        const __m128i shl_lo = _mm_cvtsi32_si128(4 - j), shr_hi = _mm_cvtsi32_si128(j);
+        __m256i a_lo[NC], a_hi[NC];
+        for (int c = 0; c < NC; ++c) a_lo[c] = a_hi[c] = _mm256_setzero_si256();
+        for (int k = k0; k < k1; ++k) {
+            const __m256i w = load256(nib + 32 * (8 * j + k));
+            __m256i lo = _mm256_and_si256(w, m4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), m4);
+            if constexpr (Q5) {
+                const __m256i h = load256(hb + 32 * k);  // bit t of a byte: element 32t + 4k + e
+                lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_sll_epi16(h, shl_lo), bit4));
+                hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_srl_epi16(h, shr_hi), bit4));
+            }
+            for (int c = 0; c < NC; ++c) {
+                a_lo[c] = _mm256_add_epi16(a_lo[c], _mm256_maddubs_epi16(lo, bcast4(xq[c] + 32 * j + 4 * k)));
+                a_hi[c] = _mm256_add_epi16(a_hi[c], _mm256_maddubs_epi16(hi, bcast4(xq[c] + 128 + 32 * j + 4 * k)));
+            }
+        }
+        for (int c = 0; c < NC; ++c)
+            isum[c] = _mm256_add_epi32(isum[c], _mm256_add_epi32(_mm256_madd_epi16(a_lo[c], sc_lo),
+                                                                 _mm256_madd_epi16(a_hi[c], sc_hi)));
+    }
+
+    template <int NC>
+    static void run(const kernel_args& a, const uint8_t* g, const uint8_t* pf, const view* x, __m256* out) {
+        const uint8_t* dm = g + a.layout.offset[0];
+        const uint8_t* sc = g + a.layout.offset[1];
+        const uint8_t* mp = g + a.layout.offset[2];
+        const uint8_t* nib = g + a.layout.offset[3];
+        const uint8_t* hb = Q5 ? g + a.layout.offset[4] : nullptr;
+        __m256 acc[NC];
+        for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+        for (int64_t b = 0; b < a.n_blocks; ++b) {
+            prefetch_block(a, pf, b);
+            const int8_t* xq[NC];
+            __m256i isum[NC], msum[NC];
+            for (int c = 0; c < NC; ++c) {
+                xq[c] = x[c].q + 256 * b;
+                isum[c] = msum[c] = _mm256_setzero_si256();
+            }
+            for (int j = 0; j < 4; ++j) {
+                const __m256i sc_lo = dup_scales_u8(sc + 64 * b + 8 * j), sc_hi = dup_scales_u8(sc + 64 * b + 8 * (j + 4));
+                const uint8_t* hbb = Q5 ? hb + 256 * b : nullptr;
+                if constexpr (Q5) {
+                    chunks<NC>(nib + 1024 * b, hbb, xq, j, 0, 4, sc_lo, sc_hi, isum);
+                    chunks<NC>(nib + 1024 * b, hbb, xq, j, 4, 8, sc_lo, sc_hi, isum);
+                } else {
+                    chunks<NC>(nib + 1024 * b, hbb, xq, j, 0, 8, sc_lo, sc_hi, isum);
+                }
+            }
+            for (int p = 0; p < 4; ++p) {
+                const __m256i m = _mm256_cvtepu8_epi16(load128(mp + 64 * b + 16 * p));  // lane r: (m_2p, m_2p+1)
+                for (int c = 0; c < NC; ++c) {
+                    const __m256i bs = _mm256_set1_epi32(int(load_u32(x[c].bsum32 + 8 * b + 2 * p)));
+                    msum[c] = _mm256_add_epi32(msum[c], _mm256_madd_epi16(m, bs));
+                }
+            }
+            const __m256 d = halves8(dm + 32 * b), dmin = halves8(dm + 32 * b + 16);
+            for (int c = 0; c < NC; ++c) {
+                const __m256 dx = _mm256_set1_ps(x[c].d[b]);
+                const __m256 t = _mm256_add_ps(acc[c], _mm256_mul_ps(_mm256_cvtepi32_ps(isum[c]), _mm256_mul_ps(d, dx)));
+                acc[c] = _mm256_sub_ps(t, _mm256_mul_ps(_mm256_cvtepi32_ps(msum[c]), _mm256_mul_ps(dmin, dx)));
+            }
+        }
+        for (int c = 0; c < NC; ++c) out[c] = acc[c];
+    }
+};
+
+// ---- Q6_K: q in 0..63 (value + 32), isum = sum_s sc_s (q . x)_s, result uses isum - 32 * sum_s sc_s bsum16_s ----
+
+struct q6_k_kernel {
+    using view = act_qk;
+    static constexpr int max_nc = 3;
+
+    // Scales of 16-element sub-block s: lane r = (sc_s, sc_s) as int16, from the pair vector of s / 2.
+    static __m256i dup_scale(__m256i pair, int s) {
+        const __m256i even = _mm256_setr_epi8(0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13, 0, 1, 0, 1, 4, 5, 4,
+                                              5, 8, 9, 8, 9, 12, 13, 12, 13);
+        const __m256i odd = _mm256_add_epi8(even, _mm256_set1_epi8(2));
+        return _mm256_shuffle_epi8(pair, (s & 1) ? odd : even);
+    }
+
+    template <int NC>
+    static void run(const kernel_args& a, const uint8_t* g, const uint8_t* pf, const view* x, __m256* out) {
+        const uint8_t* dd = g + a.layout.offset[0];
+        const uint8_t* sp = g + a.layout.offset[1];
+        const uint8_t* nib = g + a.layout.offset[2];
+        const uint8_t* h2 = g + a.layout.offset[3];
+        const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+        __m256 acc[NC];
+        for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+        for (int64_t b = 0; b < a.n_blocks; ++b) {
+            prefetch_block(a, pf, b);
+            const uint8_t* nb_ = nib + 1024 * b;
+            const uint8_t* hb_ = h2 + 512 * b;
+            const int8_t* xq[NC];
+            __m256i isum[NC], msum[NC];
+            for (int c = 0; c < NC; ++c) {
+                xq[c] = x[c].q + 256 * b;
+                isum[c] = msum[c] = _mm256_setzero_si256();
+            }
+            for (int t = 0; t < 2; ++t) {
+                for (int kk = 0; kk < 16; kk += 2) {
+                    const int c0 = 16 * t + kk, s_lo = c0 / 4, s_hi = 8 + c0 / 4;
+                    __m256i ql[2], qh[2];
+                    for (int u = 0; u < 2; ++u) {
+                        const __m256i w = load256(nb_ + 32 * (c0 + u)), h = load256(hb_ + 32 * (kk + u));
+                        // bits 2t..2t+1 -> 4..5 for the low nibble's element, bits 2t+4..2t+5 -> 4..5 for the high
+                        const __m256i hl = t == 0 ? _mm256_slli_epi16(h, 4) : _mm256_slli_epi16(h, 2);
+                        const __m256i hh = t == 0 ? h : _mm256_srli_epi16(h, 2);
+                        ql[u] = _mm256_or_si256(_mm256_and_si256(w, m4), _mm256_and_si256(hl, m30));
+                        qh[u] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(w, 4), m4), _mm256_and_si256(hh, m30));
+                    }
+                    const __m256i sc_lo = dup_scale(_mm256_cvtepi8_epi16(load128(sp + 128 * b + 16 * (s_lo / 2))), s_lo);
+                    const __m256i sc_hi = dup_scale(_mm256_cvtepi8_epi16(load128(sp + 128 * b + 16 * (s_hi / 2))), s_hi);
+                    for (int c = 0; c < NC; ++c) {
+                        const int8_t* xl = xq[c] + 4 * c0;
+                        const __m256i plo = _mm256_add_epi16(_mm256_maddubs_epi16(ql[0], bcast4(xl)),
+                                                             _mm256_maddubs_epi16(ql[1], bcast4(xl + 4)));
+                        const __m256i phi = _mm256_add_epi16(_mm256_maddubs_epi16(qh[0], bcast4(xl + 128)),
+                                                             _mm256_maddubs_epi16(qh[1], bcast4(xl + 132)));
+                        isum[c] = _mm256_add_epi32(isum[c], _mm256_add_epi32(_mm256_madd_epi16(plo, sc_lo),
+                                                                             _mm256_madd_epi16(phi, sc_hi)));
+                    }
+                }
+            }
+            for (int p = 0; p < 8; ++p) {
+                const __m256i sc = _mm256_cvtepi8_epi16(load128(sp + 128 * b + 16 * p));  // lane r: (sc_2p, sc_2p+1)
+                for (int c = 0; c < NC; ++c) {
+                    const __m256i bs = _mm256_set1_epi32(int(load_u32(x[c].bsum16 + 16 * b + 2 * p)));
+                    msum[c] = _mm256_add_epi32(msum[c], _mm256_madd_epi16(sc, bs));
+                }
+            }
+            const __m256 d = halves8(dd + 16 * b);
+            for (int c = 0; c < NC; ++c) {
+                const __m256i tot = _mm256_sub_epi32(isum[c], _mm256_slli_epi32(msum[c], 5));
+                const __m256 s = _mm256_mul_ps(d, _mm256_set1_ps(x[c].d[b]));
+                acc[c] = _mm256_add_ps(acc[c], _mm256_mul_ps(_mm256_cvtepi32_ps(tot), s));
+            }
+        }
+        for (int c = 0; c < NC; ++c) out[c] = acc[c];
+    }
+};
+
+// Groups covering [r0, r1), each in passes of up to K::max_nc columns.
+template <class K>
+void drive(const kernel_args& a, typename K::view (*make)(const activations&, int, int64_t)) {
+    const int n_x = a.x->n_cols();
+    typename K::view xv[max_batch];
+    for (int j = 0; j < n_x; ++j) xv[j] = make(*a.x, j, a.n_blocks);
+    const int64_t g0 = a.r0 / group_rows, g1 = (a.r1 + group_rows - 1) / group_rows;
+    for (int64_t g = g0; g < g1; ++g) {
+        const uint8_t* gp = a.w + size_t(g) * a.layout.group_bytes;
+        // The first pass over a group prefetches the next one.
+        static const bool no_pf = std::getenv("SPARK_NO_PREFETCH") != nullptr;  // EXPERIMENT
+        const uint8_t* next = g + 1 < g1 && !no_pf ? gp + a.layout.group_bytes : nullptr;
+        for (int j = 0; j < n_x;) {
+            const int nc = std::min(K::max_nc, n_x - j);
+            const uint8_t* pf = j == 0 ? next : nullptr;
+            __m256 out[4];
+            switch (nc) {
+                case 1: K::template run<1>(a, gp, pf, xv + j, out); break;
+                case 2: K::template run<2>(a, gp, pf, xv + j, out); break;
+                case 3:
+                    if constexpr (K::max_nc >= 3) K::template run<3>(a, gp, pf, xv + j, out);
+                    break;
+                default:
+                    if constexpr (K::max_nc >= 4) K::template run<4>(a, gp, pf, xv + j, out);
+                    break;
+            }
+            for (int c = 0; c < nc; ++c) store_lanes(a, g, j + c, out[c]);
+            j += nc;
+        }
+    }
+}
+
+const float* view_f(const activations& x, int j, int64_t) { return reinterpret_cast<const float*>(x.column(j)); }
+act_q32 view_32(const activations& x, int j, int64_t nb) { return view_q32(x.column(j), nb); }
+act_qk view_k(const activations& x, int j, int64_t nb) { return view_qk(x.column(j), nb); }
+
+}  // namespace
+
+void multiply_avx2(ggml_type t, const kernel_args& a) {
+    switch (t) {
+        case ggml_type::f32: drive<float_kernel<ggml_type::f32>>(a, view_f); break;
+        case ggml_type::f16: drive<float_kernel<ggml_type::f16>>(a, view_f); break;
+        case ggml_type::bf16: drive<float_kernel<ggml_type::bf16>>(a, view_f); break;
+        case ggml_type::q8_0: drive<q8_0_kernel>(a, view_32); break;
+        case ggml_type::q4_0: drive<q4_0_kernel>(a, view_32); break;
+        case ggml_type::q4_k: drive<q45_k_kernel<false>>(a, view_k); break;
+        case ggml_type::q5_k: drive<q45_k_kernel<true>>(a, view_k); break;
+        case ggml_type::q6_k: drive<q6_k_kernel>(a, view_k); break;
+        default: break;
+    }
+}
+
+}  // namespace spark::accel::detail
