@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -28,6 +29,7 @@ constexpr const char* usage_text = R"(usage: spark-ls <command> [options]
 commands:
   inspect M.gguf                      architecture, hyper-parameters, tensors, tokenizer, special tokens
   generate --model M.gguf --prompt TEXT [--n N] [--temp T] [--top-k K] [--top-p P] [--seed S] [--ctx C]
+           [--threads W] [--reference]
                                       generate text; prints the text, then tokens/s on stderr
   tokenize --model M.gguf (--text TEXT | --file F) [--special] [--bos]
                                       print token ids, space-separated, on one line
@@ -208,11 +210,25 @@ int cmd_generate(const args& a) {
         return report({"generate: prompt (" + std::to_string(prompt.size()) + " tokens) + --n exceeds the context " +
                        std::to_string(n_ctx)});
     kv_cache cache(m.hparams(), n_ctx);
+    // The accelerator path by default; --reference runs the scalar oracle instead (slow, for comparisons).
+    const bool reference = a.has("reference");
+    auto threads = number<int>(a, "threads", 2);
+    if (!threads) return report(threads.error());
+    accel::partition part("generate", std::max(1, *threads));
+    std::unique_ptr<placed_model> placed;
+    if (!reference) {
+        auto p = placed_model::place(*loaded, part);
+        if (!p) return report(p.error());
+        placed = std::move(*p);
+    }
+    auto forward = [&](std::span<const token_id> toks, std::vector<float>& out) {
+        return reference ? forward_reference(m, cache, toks, out, false) : placed->forward(cache, toks, out, false);
+    };
     sampler smp({.temperature = *temp, .top_k = *top_k, .top_p = *top_p, .seed = *seed});
     const auto t_start = std::chrono::steady_clock::now();
 
     std::vector<float> logits;
-    if (auto ok = forward_reference(m, cache, prompt, logits, false); !ok) return report(ok.error());
+    if (auto ok = forward(prompt, logits); !ok) return report(ok.error());
     const auto t_prompt = std::chrono::steady_clock::now();
 
     stream_decoder out(tok);
@@ -227,7 +243,7 @@ int cmd_generate(const args& a) {
         std::fflush(stdout);
         if (n_generated == *n) break;
         const token_id one[] = {next};
-        if (auto ok = forward_reference(m, cache, one, logits, false); !ok) return report(ok.error());
+        if (auto ok = forward(one, logits); !ok) return report(ok.error());
     }
     std::fputs(out.flush().c_str(), stdout);
     std::fputs("\n", stdout);
@@ -235,10 +251,11 @@ int cmd_generate(const args& a) {
     auto secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
     std::fprintf(stderr,
                  "load %.2f s | prompt %zu tokens in %.3f s (%.1f tok/s) | generated %d tokens in %.3f s (%.2f tok/s)"
-                 " | scalar reference path\n",
+                 " | %s\n",
                  secs(t_start - t_load), prompt.size(), secs(t_prompt - t_start),
                  double(prompt.size()) / secs(t_prompt - t_start), n_generated, secs(t_end - t_prompt),
-                 n_generated / std::max(1e-9, secs(t_end - t_prompt)));
+                 n_generated / std::max(1e-9, secs(t_end - t_prompt)),
+                 reference ? "scalar reference path" : "accelerator path");
     return 0;
 }
 
@@ -349,7 +366,7 @@ int main(int argc, char** argv) {
         return argc < 2 ? 2 : 0;
     }
     const std::string cmd = argv[1];
-    auto a = parse_args(argc, argv, 2, {"special", "bos"});
+    auto a = parse_args(argc, argv, 2, {"special", "bos", "reference"});
     if (!a) return report(a.error());
     if (cmd == "inspect") return cmd_inspect(*a);
     if (cmd == "tokenize") return cmd_tokenize(*a);

@@ -116,3 +116,41 @@ TEST_CASE("large: generate runs at the shape of Qwen2.5-Coder-0.5B with Q8_0 wei
     CHECK(contains(gen.out, "generated 4 tokens"));
     fs::remove(path);
 }
+
+TEST_CASE("cli: the accelerator path generates what the scalar reference generates", "[cli]") {
+    for (const char* m : {"tiny-llama.gguf", "tiny-llama-tied.gguf", "tiny-qwen2.gguf"}) {
+        INFO(m);
+        const auto path = spark::test::data_path(m);
+        auto fast = run({"generate", "--model", path, "--prompt", "for (int i = 0; i < n; ", "--n", "24"});
+        auto ref = run({"generate", "--model", path, "--prompt", "for (int i = 0; i < n; ", "--n", "24", "--reference"});
+        REQUIRE(fast.status == 0);
+        REQUIRE(ref.status == 0);
+        CHECK(contains(fast.out, "accelerator path"));
+        CHECK(contains(ref.out, "scalar reference path"));
+        const auto text = [](const std::string& s) { return s.substr(0, s.find("load ")); };
+        CHECK(text(fast.out) == text(ref.out));
+    }
+}
+
+TEST_CASE("cli: accel-report and bench decode run and report every section", "[cli]") {
+    const auto path = spark::test::data_path("tiny-qwen2.gguf");
+    auto rep = run({"accel-report", "--model", path, "--chip", "wafer", "--n", "4"});
+    INFO(rep.out);
+    REQUIRE(rep.status == 0);
+    for (const char* part : {"matmul", "attention", "norm", "rope", "elementwise", "chip projection", "host roofline"})
+        CHECK(contains(rep.out, part));
+    CHECK(run({"accel-report", "--model", path, "--chip", "abacus"}).status != 0);
+
+    const auto tsv = (fs::temp_directory_path() / "spark-bench.tsv").string();
+    auto bench = run({"bench", "decode", "--model", path, "--n", "4", "--reps", "1", "--prompt-tokens", "20",
+                      "--tsv", tsv});
+    INFO(bench.out);
+    REQUIRE(bench.status == 0);
+    for (const char* part : {"memory read bandwidth", "roofline", "decode:", "prompt:", "verify cost(B)/cost(1):",
+                             "with a competing process"})
+        CHECK(contains(bench.out, part));
+    std::ifstream in(tsv);
+    std::string all((std::istreambuf_iterator<char>(in)), {});
+    CHECK(contains(all, "verify_cost_ratio\t16\t"));
+    fs::remove(tsv);
+}
