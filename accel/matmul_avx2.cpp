@@ -1,17 +1,18 @@
 // AVX2 matrix kernels (compiled with -mavx2 -mfma -mf16c; called only when active_isa() allows).
 //
 // One group of 8 interleaved rows is one vector: lane r holds row r. Each 32-byte chunk of weights is loaded once
-// per pass and applied to up to 4 columns (the per-column int32 block sums and f32 accumulators stay in registers),
-// so a call streams the weights from memory once; with more than 4 columns the group's weights (a few KB) are
-// re-read from L1/L2 for the next 4. Integer dot products use _mm256_maddubs_epi16 (u8 x s8 -> pairs summed into
-// s16) and _mm256_madd_epi16 (-> s32); for signed Q8_0 weights |w| is the unsigned operand and w's sign moves to x.
+// per pass and applied to up to max_nc columns (2..8 by type; the per-column int32 block sums and f32 accumulators
+// stay in registers), so a call streams the weights from memory once; with more columns the group's weights (a few
+// KB to tens of KB) are re-read from L1/L2 for the next pass. Integer dot products use _mm256_maddubs_epi16 (u8 x s8
+// -> pairs summed into s16) and _mm256_madd_epi16 (-> s32); for signed Q8_0 weights |w| is the unsigned operand and
+// w's sign moves to x. (Tried and measured slower on this Zen 3 host: software prefetch of the next group (no gain
+// over the hardware prefetcher) and Q8_0 through madd_epi16 on widened weights (2x slower).)
 // The float operations per (row, column) are those of matmul_scalar.cpp, in the same order (matmul_kernels.h).
 #include "accel/matmul_kernels.h"
 
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cstdlib>
 
 namespace spark::accel::detail {
 namespace {
@@ -25,17 +26,6 @@ inline __m256 halves8(const uint8_t* p) { return _mm256_cvtph_ps(load128(p)); }
 inline __m256i dup_scales_u8(const uint8_t* p) {
     const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
     return _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(v, v));
-}
-
-// Touches block b of the group at g (all streams) so it is in cache when that group's turn comes: the hardware
-// prefetcher alone does not run far enough ahead while the core is busy with several columns.
-inline void prefetch_block(const kernel_args& a, const uint8_t* g, int64_t b) {
-    if (!g) return;
-    for (int s = 0; s < a.layout.n_streams; ++s) {
-        const size_t pb = a.layout.per_block[s];
-        const char* p = reinterpret_cast<const char*>(g + a.layout.offset[s] + pb * size_t(b));
-        for (size_t o = 0; o < pb; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
-    }
 }
 
 inline void store_lanes(const kernel_args& a, int64_t g, int j, __m256 v) {
@@ -63,7 +53,7 @@ struct float_kernel {
     using view = const float*;
     static constexpr int max_nc = 2;
     template <int NC>
-    static void run(const kernel_args& a, const uint8_t* g, const uint8_t* pf, const view* x, __m256* out) {
+    static void run(const kernel_args& a, const uint8_t* g, const view* x, __m256* out) {
         const uint8_t* vals = g + a.layout.offset[0];
         __m256 acc[4][NC];
         for (int u = 0; u < 4; ++u)
@@ -89,16 +79,15 @@ struct float_kernel {
 
 struct q8_0_kernel {
     using view = act_q32;
-    static constexpr int max_nc = 4;
+    static constexpr int max_nc = 8;
     template <int NC>
-    static void run(const kernel_args& a, const uint8_t* g, const uint8_t* pf, const view* x, __m256* out) {
+    static void run(const kernel_args& a, const uint8_t* g, const view* x, __m256* out) {
         const uint8_t* d = g + a.layout.offset[0];
         const uint8_t* qs = g + a.layout.offset[1];
         const __m256i ones = _mm256_set1_epi16(1);
         __m256 acc[NC];
         for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
         for (int64_t b = 0; b < a.n_blocks; ++b) {
-            prefetch_block(a, pf, b);
             __m256i isum[NC];
             for (int c = 0; c < NC; ++c) isum[c] = _mm256_setzero_si256();
             const uint8_t* wb = qs + 256 * b;
@@ -126,14 +115,13 @@ struct q4_0_kernel {
     using view = act_q32;
     static constexpr int max_nc = 4;
     template <int NC>
-    static void run(const kernel_args& a, const uint8_t* g, const uint8_t* pf, const view* x, __m256* out) {
+    static void run(const kernel_args& a, const uint8_t* g, const view* x, __m256* out) {
         const uint8_t* d = g + a.layout.offset[0];
         const uint8_t* qs = g + a.layout.offset[1];
         const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0F);
         __m256 acc[NC];
         for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
         for (int64_t b = 0; b < a.n_blocks; ++b) {
-            prefetch_block(a, pf, b);
             __m256i s16[NC];
             for (int c = 0; c < NC; ++c) s16[c] = _mm256_setzero_si256();
             const uint8_t* wb = qs + 128 * b;
@@ -194,7 +182,7 @@ struct q45_k_kernel {
     }
 
     template <int NC>
-    static void run(const kernel_args& a, const uint8_t* g, const uint8_t* pf, const view* x, __m256* out) {
+    static void run(const kernel_args& a, const uint8_t* g, const view* x, __m256* out) {
         const uint8_t* dm = g + a.layout.offset[0];
         const uint8_t* sc = g + a.layout.offset[1];
         const uint8_t* mp = g + a.layout.offset[2];
@@ -203,7 +191,6 @@ struct q45_k_kernel {
         __m256 acc[NC];
         for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
         for (int64_t b = 0; b < a.n_blocks; ++b) {
-            prefetch_block(a, pf, b);
             const int8_t* xq[NC];
             __m256i isum[NC], msum[NC];
             for (int c = 0; c < NC; ++c) {
@@ -253,7 +240,7 @@ struct q6_k_kernel {
     }
 
     template <int NC>
-    static void run(const kernel_args& a, const uint8_t* g, const uint8_t* pf, const view* x, __m256* out) {
+    static void run(const kernel_args& a, const uint8_t* g, const view* x, __m256* out) {
         const uint8_t* dd = g + a.layout.offset[0];
         const uint8_t* sp = g + a.layout.offset[1];
         const uint8_t* nib = g + a.layout.offset[2];
@@ -262,7 +249,6 @@ struct q6_k_kernel {
         __m256 acc[NC];
         for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
         for (int64_t b = 0; b < a.n_blocks; ++b) {
-            prefetch_block(a, pf, b);
             const uint8_t* nb_ = nib + 1024 * b;
             const uint8_t* hb_ = h2 + 512 * b;
             const int8_t* xq[NC];
@@ -314,6 +300,14 @@ struct q6_k_kernel {
     }
 };
 
+template <class K, int NC = 1>
+void dispatch_nc(int nc, const kernel_args& a, const uint8_t* g, const typename K::view* x, __m256* out) {
+    if constexpr (NC <= K::max_nc) {
+        if (nc == NC) return K::template run<NC>(a, g, x, out);
+        dispatch_nc<K, NC + 1>(nc, a, g, x, out);
+    }
+}
+
 // Groups covering [r0, r1), each in passes of up to K::max_nc columns.
 template <class K>
 void drive(const kernel_args& a, typename K::view (*make)(const activations&, int, int64_t)) {
@@ -323,25 +317,15 @@ void drive(const kernel_args& a, typename K::view (*make)(const activations&, in
     const int64_t g0 = a.r0 / group_rows, g1 = (a.r1 + group_rows - 1) / group_rows;
     for (int64_t g = g0; g < g1; ++g) {
         const uint8_t* gp = a.w + size_t(g) * a.layout.group_bytes;
-        // The first pass over a group prefetches the next one.
-        static const bool no_pf = std::getenv("SPARK_NO_PREFETCH") != nullptr;  // EXPERIMENT
-        const uint8_t* next = g + 1 < g1 && !no_pf ? gp + a.layout.group_bytes : nullptr;
+        // Passes of near-equal width (Q8_0, max_nc 8: 5 columns are one pass, 9 are 5 + 4).
+        const int n_pass = (n_x + K::max_nc - 1) / K::max_nc;
         for (int j = 0; j < n_x;) {
-            const int nc = std::min(K::max_nc, n_x - j);
-            const uint8_t* pf = j == 0 ? next : nullptr;
-            __m256 out[4];
-            switch (nc) {
-                case 1: K::template run<1>(a, gp, pf, xv + j, out); break;
-                case 2: K::template run<2>(a, gp, pf, xv + j, out); break;
-                case 3:
-                    if constexpr (K::max_nc >= 3) K::template run<3>(a, gp, pf, xv + j, out);
-                    break;
-                default:
-                    if constexpr (K::max_nc >= 4) K::template run<4>(a, gp, pf, xv + j, out);
-                    break;
-            }
-            for (int c = 0; c < nc; ++c) store_lanes(a, g, j + c, out[c]);
-            j += nc;
+            const int nc = std::min(K::max_nc, (n_x + n_pass - 1) / n_pass);
+            const int take = std::min(nc, n_x - j);
+            __m256 out[8];
+            dispatch_nc<K>(take, a, gp, xv + j, out);
+            for (int c = 0; c < take; ++c) store_lanes(a, g, j + c, out[c]);
+            j += take;
         }
     }
 }
