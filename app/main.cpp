@@ -1,6 +1,7 @@
 // spark-ls command line: the language server (later), and tools for people debugging models and prompts.
 #include "accel/device.h"
 #include "app/bench.h"
+#include "inference/default_models.h"
 #include "inference/forward.h"
 #include "inference/forward_ref.h"
 #include "inference/gguf.h"
@@ -28,9 +29,10 @@ constexpr const char* usage_text = R"(usage: spark-ls <command> [options]
 
 commands:
   inspect M.gguf                      architecture, hyper-parameters, tensors, tokenizer, special tokens
-  generate --model M.gguf --prompt TEXT [--n N] [--temp T] [--top-k K] [--top-p P] [--seed S] [--ctx C]
+  generate [--model M.gguf] --prompt TEXT [--n N] [--temp T] [--top-k K] [--top-p P] [--seed S] [--ctx C]
            [--threads W] [--reference]
-                                      generate text; prints the text, then tokens/s on stderr
+                                      generate text (default model: the embedded spark-target.gguf);
+                                      prints the text, then tokens/s on stderr
   tokenize --model M.gguf (--text TEXT | --file F) [--special] [--bos]
                                       print token ids, space-separated, on one line
   bench decode --model M.gguf [--tsv F] [--n N] [--prompt-tokens P] [--reps R]
@@ -184,8 +186,13 @@ int cmd_tokenize(const args& a) {
 }
 
 int cmd_generate(const args& a) {
-    if (!a.has("model")) return report({"generate: --model is required"});
     if (!a.has("prompt")) return report({"generate: --prompt is required"});
+    std::string model_path = a.get("model");
+    if (model_path.empty()) {  // no model given: the embedded default target
+        auto found = find_default_model(default_target_model);
+        if (!found) return report(found.error());
+        model_path = *found;
+    }
     auto n = number<int>(a, "n", 32);
     auto temp = number<float>(a, "temp", 0.0f);
     auto seed = number<uint64_t>(a, "seed", 0);
@@ -199,7 +206,7 @@ int cmd_generate(const args& a) {
     if (*n < 0) return report({"generate: --n must be >= 0"});
 
     const auto t_load = std::chrono::steady_clock::now();
-    auto loaded = model::load(a.get("model"));
+    auto loaded = model::load(model_path);
     if (!loaded) return report(loaded.error());
     const model& m = **loaded;
     const auto& tok = m.vocab();
