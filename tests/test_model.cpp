@@ -1,5 +1,6 @@
 // The model and its scalar reference forward pass against an independent numpy implementation
 // (tools/reference/llama_ref.py) that computed golden logits from the same committed GGUF files.
+#include "harness/golden.h"
 #include "harness/test_data.h"
 #include "inference/forward_ref.h"
 #include "inference/gguf.h"
@@ -27,47 +28,7 @@ std::vector<uint8_t> read_bytes(const std::string& path) {
 
 std::string temp_path(const std::string& name) { return (fs::temp_directory_path() / name).string(); }
 
-// max_i |ours_i - ref_i| / max_i |ref_i| over one row of logits.
-double row_relative_error(const float* ours, const float* ref, int64_t n) {
-    double max_err = 0, max_ref = 0;
-    for (int64_t i = 0; i < n; ++i) {
-        max_err = std::max(max_err, std::fabs(double(ours[i]) - double(ref[i])));
-        max_ref = std::max(max_ref, std::fabs(double(ref[i])));
-    }
-    return max_ref > 0 ? max_err / max_ref : max_err;
-}
-
 const char* tiny_presets[] = {"tiny-llama", "tiny-llama-tied", "tiny-qwen2"};
-
-struct golden_case {
-    std::string name;
-    std::vector<token_id> tokens;
-    std::vector<float> logits;  // [n_tokens][n_vocab]
-};
-
-std::vector<golden_case> load_golden(const std::string& path, int32_t n_vocab) {
-    auto g = gguf::gguf_file::open(path);
-    REQUIRE(g);
-    const gguf::array* cases = *g->get_array("golden.cases");
-    REQUIRE(cases);
-    std::vector<golden_case> out;
-    for (const auto& c : cases->items) {
-        golden_case gc;
-        gc.name = *c.as_string();
-        const gguf::array* toks = *g->get_array("golden.case." + gc.name + ".tokens");
-        REQUIRE(toks);
-        for (const auto& t : toks->items) gc.tokens.push_back(token_id(*t.as_int()));
-        const auto* t = g->find_tensor("logits." + gc.name);
-        REQUIRE(t);
-        REQUIRE(t->type == ggml_type::f32);
-        REQUIRE(t->dims == std::vector<uint64_t>{uint64_t(n_vocab), gc.tokens.size()});
-        gc.logits.resize(t->n_elements);
-        std::memcpy(gc.logits.data(), g->tensor_data(*t).data(), t->n_bytes);
-        out.push_back(std::move(gc));
-    }
-    REQUIRE_FALSE(out.empty());
-    return out;
-}
 
 }  // namespace
 
@@ -115,7 +76,7 @@ TEST_CASE("model: reference logits equal the independent numpy reference", "[mod
         REQUIRE(m);
         const auto& model = **m;
         const int32_t n_vocab = model.hparams().n_vocab;
-        for (const auto& gc : load_golden(test::data_path(std::string(preset) + ".golden.gguf"), n_vocab)) {
+        for (const auto& gc : test::load_golden(test::data_path(std::string(preset) + ".golden.gguf"), n_vocab)) {
             INFO("case " << gc.name);
             const int n = int(gc.tokens.size());
 
@@ -125,7 +86,7 @@ TEST_CASE("model: reference logits equal the independent numpy reference", "[mod
             REQUIRE(forward_reference(model, cache, gc.tokens, logits, true));
             REQUIRE(logits.size() == gc.logits.size());
             for (int j = 0; j < n; ++j)
-                CHECK(row_relative_error(&logits[size_t(j) * n_vocab], &gc.logits[size_t(j) * n_vocab], n_vocab) <
+                CHECK(test::row_relative_error(&logits[size_t(j) * n_vocab], &gc.logits[size_t(j) * n_vocab], n_vocab) <
                       1e-4);
 
             // The same sequence in chunks through the KV cache: 3 tokens, then 1, then the rest (last logits only).
@@ -133,12 +94,12 @@ TEST_CASE("model: reference logits equal the independent numpy reference", "[mod
             std::vector<float> part;
             const std::span<const token_id> all(gc.tokens);
             REQUIRE(forward_reference(model, chunked, all.first(3), part, true));
-            CHECK(row_relative_error(&part[2 * size_t(n_vocab)], &gc.logits[2 * size_t(n_vocab)], n_vocab) < 1e-4);
+            CHECK(test::row_relative_error(&part[2 * size_t(n_vocab)], &gc.logits[2 * size_t(n_vocab)], n_vocab) < 1e-4);
             REQUIRE(forward_reference(model, chunked, all.subspan(3, 1), part, true));
-            CHECK(row_relative_error(part.data(), &gc.logits[3 * size_t(n_vocab)], n_vocab) < 1e-4);
+            CHECK(test::row_relative_error(part.data(), &gc.logits[3 * size_t(n_vocab)], n_vocab) < 1e-4);
             REQUIRE(forward_reference(model, chunked, all.subspan(4), part, false));
             REQUIRE(part.size() == size_t(n_vocab));
-            CHECK(row_relative_error(part.data(), &gc.logits[size_t(n - 1) * n_vocab], n_vocab) < 1e-4);
+            CHECK(test::row_relative_error(part.data(), &gc.logits[size_t(n - 1) * n_vocab], n_vocab) < 1e-4);
             CHECK(chunked.size() == n);
 
             // Rolling back and recomputing the tail gives the same logits bit for bit.
