@@ -5,8 +5,26 @@
 // stay in registers), so a call streams the weights from memory once; with more columns the group's weights (a few
 // KB to tens of KB) are re-read from L1/L2 for the next pass. Integer dot products use _mm256_maddubs_epi16 (u8 x s8
 // -> pairs summed into s16) and _mm256_madd_epi16 (-> s32); for signed Q8_0 weights |w| is the unsigned operand and
-// w's sign moves to x. (Tried and measured slower on this Zen 3 host: software prefetch of the next group (no gain
-// over the hardware prefetcher) and Q8_0 through madd_epi16 on widened weights (2x slower).)
+// w's sign moves to x.
+//
+// Two measured speed-ups on this Zen 3 host (Release, one core):
+// * The chunk loops of Q8_0, Q4_0 and Q4_K are unrolled only twice (#pragma GCC unroll 2). Fully unrolled, GCC
+//   reassociates the int16/int32 sums of the 8 chunks into "compute every product, spill it to the stack, add later"
+//   (Q4_K with 3 columns: ~1 ymm store per maddubs), and the spill stores, not the multiplies, set the pace. In cache
+//   (256 x 1024) the extra cost per column went from 3.4 to 2.7 us (Q4_K) and 3.5 to 3.1 us (Q4_0); Q8_0 is within
+//   +-5% depending on the column count.
+// * Long rows (a group of >= 16 KB, e.g. n = 4864 for Q8_0 or 8960 for Q4_K) run two groups (16 rows, one tile) per
+//   pass for up to pair_nc columns (when that needs no more passes than one group): twice the weight streams are in
+//   flight and each activation broadcast feeds both groups. From DRAM on one thread, 896 x 4864 then streams 1 column
+//   at ~18-21 GB/s instead of ~14-17 and 2 columns 15-25% faster; for short rows (n = 896, 1536) the two streams
+//   measured slower at 2+ columns, so those keep one group per pass.
+// Either way each (row, column) goes through exactly the same operations, so the results are the same bits.
+// (Tried and measured slower: software prefetch of the next group (no gain over the hardware prefetcher); Q8_0 through
+// madd_epi16 on weights widened once per chunk and int16 activations (6.0 vs 4.4 us per column per 262k multiply-adds
+// in cache); Q8_0 as u = w + 128 split into nibbles, two maddubs into int16 sums and a 128 * sum(x) correction (no
+// sign op, but two maddubs per 32 multiply-adds: 6.5 us); replacing every other per-chunk madd_epi16 by shifts
+// (6.2 us); Q8_0's sign_epi8 as a blendv of x and -x (+15%); asm barriers on the accumulators instead of the unroll
+// pragma; pairing groups for every row length.)
 // The float operations per (row, column) are those of matmul_scalar.cpp, in the same order (matmul_kernels.h).
 #include "accel/matmul_kernels.h"
 
@@ -80,32 +98,57 @@ struct float_kernel {
 struct q8_0_kernel {
     using view = act_q32;
     static constexpr int max_nc = 8;
-    template <int NC>
-    static void run(const kernel_args& a, const uint8_t* g, const view* x, __m256* out) {
-        const uint8_t* d = g + a.layout.offset[0];
-        const uint8_t* qs = g + a.layout.offset[1];
+    static constexpr int pair_nc = 4;  // columns per pass when two groups share each activation broadcast
+
+    // G groups (1 or 2) at gp[0..G) x NC columns; out[gi * NC + c]. Each activation broadcast serves all G groups.
+    template <int G, int NC>
+    static void run_groups(const kernel_args& a, const uint8_t* const* gp, const view* x, __m256* out) {
+        const uint8_t *d[G], *qs[G];
+        for (int gi = 0; gi < G; ++gi) d[gi] = gp[gi] + a.layout.offset[0], qs[gi] = gp[gi] + a.layout.offset[1];
         const __m256i ones = _mm256_set1_epi16(1);
-        __m256 acc[NC];
-        for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+        __m256 acc[G][NC];
+        for (int gi = 0; gi < G; ++gi)
+            for (int c = 0; c < NC; ++c) acc[gi][c] = _mm256_setzero_ps();
         for (int64_t b = 0; b < a.n_blocks; ++b) {
-            __m256i isum[NC];
-            for (int c = 0; c < NC; ++c) isum[c] = _mm256_setzero_si256();
-            const uint8_t* wb = qs + 256 * b;
+            __m256i isum[G][NC];
+            for (int gi = 0; gi < G; ++gi)
+                for (int c = 0; c < NC; ++c) isum[gi][c] = _mm256_setzero_si256();
+#pragma GCC unroll 2  // see the top of the file
             for (int k = 0; k < 8; ++k) {
-                const __m256i w = load256(wb + 32 * k);
-                const __m256i aw = _mm256_sign_epi8(w, w);  // |w| as u8 (-128 -> 128)
+                __m256i w[G], aw[G];
+                for (int gi = 0; gi < G; ++gi) {
+                    w[gi] = load256(qs[gi] + 256 * b + 32 * k);
+                    aw[gi] = _mm256_sign_epi8(w[gi], w[gi]);  // |w| as u8 (-128 -> 128)
+                }
                 for (int c = 0; c < NC; ++c) {
-                    const __m256i xs = _mm256_sign_epi8(bcast4(x[c].q + 32 * b + 4 * k), w);
-                    isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, xs), ones));
+                    const __m256i xb = bcast4(x[c].q + 32 * b + 4 * k);
+                    for (int gi = 0; gi < G; ++gi) {
+                        const __m256i xs = _mm256_sign_epi8(xb, w[gi]);
+                        isum[gi][c] =
+                            _mm256_add_epi32(isum[gi][c], _mm256_madd_epi16(_mm256_maddubs_epi16(aw[gi], xs), ones));
+                    }
                 }
             }
-            const __m256 dw = halves8(d + 16 * b);
-            for (int c = 0; c < NC; ++c) {
-                const __m256 s = _mm256_mul_ps(dw, _mm256_set1_ps(x[c].d[b]));
-                acc[c] = _mm256_add_ps(acc[c], _mm256_mul_ps(_mm256_cvtepi32_ps(isum[c]), s));
+            for (int gi = 0; gi < G; ++gi) {
+                const __m256 dw = halves8(d[gi] + 16 * b);
+                for (int c = 0; c < NC; ++c) {
+                    const __m256 s = _mm256_mul_ps(dw, _mm256_set1_ps(x[c].d[b]));
+                    acc[gi][c] = _mm256_add_ps(acc[gi][c], _mm256_mul_ps(_mm256_cvtepi32_ps(isum[gi][c]), s));
+                }
             }
         }
-        for (int c = 0; c < NC; ++c) out[c] = acc[c];
+        for (int gi = 0; gi < G; ++gi)
+            for (int c = 0; c < NC; ++c) out[gi * NC + c] = acc[gi][c];
+    }
+    template <int NC>
+    static void run(const kernel_args& a, const uint8_t* g, const view* x, __m256* out) {
+        const uint8_t* gp[1] = {g};
+        run_groups<1, NC>(a, gp, x, out);
+    }
+    template <int NC>
+    static void run_pair(const kernel_args& a, const uint8_t* g0, const uint8_t* g1, const view* x, __m256* out) {
+        const uint8_t* gp[2] = {g0, g1};
+        run_groups<2, NC>(a, gp, x, out);
     }
 };
 
@@ -114,36 +157,60 @@ struct q8_0_kernel {
 struct q4_0_kernel {
     using view = act_q32;
     static constexpr int max_nc = 4;
-    template <int NC>
-    static void run(const kernel_args& a, const uint8_t* g, const view* x, __m256* out) {
-        const uint8_t* d = g + a.layout.offset[0];
-        const uint8_t* qs = g + a.layout.offset[1];
+    static constexpr int pair_nc = 4;
+
+    template <int G, int NC>
+    static void run_groups(const kernel_args& a, const uint8_t* const* gp, const view* x, __m256* out) {
+        const uint8_t *d[G], *qs[G];
+        for (int gi = 0; gi < G; ++gi) d[gi] = gp[gi] + a.layout.offset[0], qs[gi] = gp[gi] + a.layout.offset[1];
         const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0F);
-        __m256 acc[NC];
-        for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+        __m256 acc[G][NC];
+        for (int gi = 0; gi < G; ++gi)
+            for (int c = 0; c < NC; ++c) acc[gi][c] = _mm256_setzero_ps();
         for (int64_t b = 0; b < a.n_blocks; ++b) {
-            __m256i s16[NC];
-            for (int c = 0; c < NC; ++c) s16[c] = _mm256_setzero_si256();
-            const uint8_t* wb = qs + 128 * b;
+            __m256i s16[G][NC];
+            for (int gi = 0; gi < G; ++gi)
+                for (int c = 0; c < NC; ++c) s16[gi][c] = _mm256_setzero_si256();
+#pragma GCC unroll 2  // see the top of the file
             for (int k = 0; k < 4; ++k) {
-                const __m256i w = load256(wb + 32 * k);
-                const __m256i lo = _mm256_and_si256(w, m4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), m4);
+                __m256i lo[G], hi[G];
+                for (int gi = 0; gi < G; ++gi) {
+                    const __m256i w = load256(qs[gi] + 128 * b + 32 * k);
+                    lo[gi] = _mm256_and_si256(w, m4);
+                    hi[gi] = _mm256_and_si256(_mm256_srli_epi16(w, 4), m4);
+                }
                 for (int c = 0; c < NC; ++c) {
                     const int8_t* xq = x[c].q + 32 * b + 4 * k;
-                    const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, bcast4(xq)),
-                                                       _mm256_maddubs_epi16(hi, bcast4(xq + 16)));
-                    s16[c] = _mm256_add_epi16(s16[c], p);
+                    const __m256i xl = bcast4(xq), xh = bcast4(xq + 16);
+                    for (int gi = 0; gi < G; ++gi) {
+                        const __m256i p =
+                            _mm256_add_epi16(_mm256_maddubs_epi16(lo[gi], xl), _mm256_maddubs_epi16(hi[gi], xh));
+                        s16[gi][c] = _mm256_add_epi16(s16[gi][c], p);
+                    }
                 }
             }
-            const __m256 dw = halves8(d + 16 * b);
-            for (int c = 0; c < NC; ++c) {
-                const __m256i isum =
-                    _mm256_sub_epi32(_mm256_madd_epi16(s16[c], ones), _mm256_set1_epi32(8 * x[c].sum[b]));
-                const __m256 s = _mm256_mul_ps(dw, _mm256_set1_ps(x[c].d[b]));
-                acc[c] = _mm256_add_ps(acc[c], _mm256_mul_ps(_mm256_cvtepi32_ps(isum), s));
+            for (int gi = 0; gi < G; ++gi) {
+                const __m256 dw = halves8(d[gi] + 16 * b);
+                for (int c = 0; c < NC; ++c) {
+                    const __m256i isum =
+                        _mm256_sub_epi32(_mm256_madd_epi16(s16[gi][c], ones), _mm256_set1_epi32(8 * x[c].sum[b]));
+                    const __m256 s = _mm256_mul_ps(dw, _mm256_set1_ps(x[c].d[b]));
+                    acc[gi][c] = _mm256_add_ps(acc[gi][c], _mm256_mul_ps(_mm256_cvtepi32_ps(isum), s));
+                }
             }
         }
-        for (int c = 0; c < NC; ++c) out[c] = acc[c];
+        for (int gi = 0; gi < G; ++gi)
+            for (int c = 0; c < NC; ++c) out[gi * NC + c] = acc[gi][c];
+    }
+    template <int NC>
+    static void run(const kernel_args& a, const uint8_t* g, const view* x, __m256* out) {
+        const uint8_t* gp[1] = {g};
+        run_groups<1, NC>(a, gp, x, out);
+    }
+    template <int NC>
+    static void run_pair(const kernel_args& a, const uint8_t* g0, const uint8_t* g1, const view* x, __m256* out) {
+        const uint8_t* gp[2] = {g0, g1};
+        run_groups<2, NC>(a, gp, x, out);
     }
 };
 
@@ -153,75 +220,120 @@ template <bool Q5>
 struct q45_k_kernel {
     using view = act_qk;
     static constexpr int max_nc = 3;
+    static constexpr int pair_nc = 2;
 
-    // k in [k0, k1) of sub-block pair j: adds sc-weighted dot products into isum. Q5_K runs two halves of 4 chunks
-    // so the int16 pair sums stay below 2^15 (4 * 2 * 31 * 127); Q4_K runs all 8 (8 * 2 * 15 * 127).
-    template <int NC>
-    static void chunks(const uint8_t* nib, const uint8_t* hb, const int8_t* const* xq, int j, int k0, int k1,
-                       __m256i sc_lo, __m256i sc_hi, __m256i* isum) {
+    // k in [k0, k1) of sub-block pair j for G groups (weights at nib[gi], hb[gi]): adds sc-weighted dot products
+    // into isum[gi][c]. Each activation broadcast serves all G groups. Q5_K runs two halves of 4 chunks so the int16
+    // pair sums stay below 2^15 (4 * 2 * 31 * 127); Q4_K runs all 8 (8 * 2 * 15 * 127).
+    template <int G, int NC>
+    static void chunks(const uint8_t* const* nib, const uint8_t* const* hb, const int8_t* const* xq, int j, int k0,
+                       int k1, const __m256i* sc_lo, const __m256i* sc_hi, __m256i (*isum)[NC]) {
         const __m256i m4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
         const __m128i shl_lo = _mm_cvtsi32_si128(4 - j), shr_hi = _mm_cvtsi32_si128(j);
-        __m256i a_lo[NC], a_hi[NC];
-        for (int c = 0; c < NC; ++c) a_lo[c] = a_hi[c] = _mm256_setzero_si256();
-        for (int k = k0; k < k1; ++k) {
-            const __m256i w = load256(nib + 32 * (8 * j + k));
-            __m256i lo = _mm256_and_si256(w, m4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), m4);
-            if constexpr (Q5) {
-                const __m256i h = load256(hb + 32 * k);  // bit t of a byte: element 32t + 4k + e
-                lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_sll_epi16(h, shl_lo), bit4));
-                hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_srl_epi16(h, shr_hi), bit4));
+        __m256i a_lo[G][NC], a_hi[G][NC];
+        for (int gi = 0; gi < G; ++gi)
+            for (int c = 0; c < NC; ++c) a_lo[gi][c] = a_hi[gi][c] = _mm256_setzero_si256();
+        auto chunk = [&](int k) {
+            __m256i lo[G], hi[G];
+            for (int gi = 0; gi < G; ++gi) {
+                const __m256i w = load256(nib[gi] + 32 * (8 * j + k));
+                lo[gi] = _mm256_and_si256(w, m4);
+                hi[gi] = _mm256_and_si256(_mm256_srli_epi16(w, 4), m4);
+                if constexpr (Q5) {
+                    const __m256i h = load256(hb[gi] + 32 * k);  // bit t of a byte: element 32t + 4k + e
+                    lo[gi] = _mm256_or_si256(lo[gi], _mm256_and_si256(_mm256_sll_epi16(h, shl_lo), bit4));
+                    hi[gi] = _mm256_or_si256(hi[gi], _mm256_and_si256(_mm256_srl_epi16(h, shr_hi), bit4));
+                }
             }
             for (int c = 0; c < NC; ++c) {
-                a_lo[c] = _mm256_add_epi16(a_lo[c], _mm256_maddubs_epi16(lo, bcast4(xq[c] + 32 * j + 4 * k)));
-                a_hi[c] = _mm256_add_epi16(a_hi[c], _mm256_maddubs_epi16(hi, bcast4(xq[c] + 128 + 32 * j + 4 * k)));
+                const __m256i xl = bcast4(xq[c] + 32 * j + 4 * k), xh = bcast4(xq[c] + 128 + 32 * j + 4 * k);
+                for (int gi = 0; gi < G; ++gi) {
+                    a_lo[gi][c] = _mm256_add_epi16(a_lo[gi][c], _mm256_maddubs_epi16(lo[gi], xl));
+                    a_hi[gi][c] = _mm256_add_epi16(a_hi[gi][c], _mm256_maddubs_epi16(hi[gi], xh));
+                }
+            }
+        };
+        if constexpr (Q5) {
+            for (int k = k0; k < k1; ++k) chunk(k);  // fully unrolled: Q5_K measured slower with unroll 2
+        } else {
+#pragma GCC unroll 2  // see the top of the file
+            for (int k = k0; k < k1; ++k) chunk(k);
+        }
+        for (int gi = 0; gi < G; ++gi)
+            for (int c = 0; c < NC; ++c)
+                isum[gi][c] = _mm256_add_epi32(isum[gi][c], _mm256_add_epi32(_mm256_madd_epi16(a_lo[gi][c], sc_lo[gi]),
+                                                                             _mm256_madd_epi16(a_hi[gi][c], sc_hi[gi])));
+    }
+
+    // G groups (1 or 2) at gp[0..G) x NC columns; out[gi * NC + c].
+    template <int G, int NC>
+    static void run_groups(const kernel_args& a, const uint8_t* const* gp, const view* x, __m256* out) {
+        const uint8_t *dm[G], *sc[G], *mp[G], *nib[G], *hb[G];
+        for (int gi = 0; gi < G; ++gi) {
+            dm[gi] = gp[gi] + a.layout.offset[0];
+            sc[gi] = gp[gi] + a.layout.offset[1];
+            mp[gi] = gp[gi] + a.layout.offset[2];
+            nib[gi] = gp[gi] + a.layout.offset[3];
+            hb[gi] = Q5 ? gp[gi] + a.layout.offset[4] : nullptr;
+        }
+        __m256 acc[G][NC];
+        for (int gi = 0; gi < G; ++gi)
+            for (int c = 0; c < NC; ++c) acc[gi][c] = _mm256_setzero_ps();
+        for (int64_t b = 0; b < a.n_blocks; ++b) {
+            const int8_t* xq[NC];
+            __m256i isum[G][NC], msum[G][NC];
+            for (int c = 0; c < NC; ++c) xq[c] = x[c].q + 256 * b;
+            for (int gi = 0; gi < G; ++gi)
+                for (int c = 0; c < NC; ++c) isum[gi][c] = msum[gi][c] = _mm256_setzero_si256();
+            const uint8_t *nibb[G], *hbb[G];
+            for (int gi = 0; gi < G; ++gi) {
+                nibb[gi] = nib[gi] + 1024 * b;
+                hbb[gi] = Q5 ? hb[gi] + 256 * b : nullptr;
+            }
+            for (int j = 0; j < 4; ++j) {
+                __m256i sc_lo[G], sc_hi[G];
+                for (int gi = 0; gi < G; ++gi) {
+                    sc_lo[gi] = dup_scales_u8(sc[gi] + 64 * b + 8 * j);
+                    sc_hi[gi] = dup_scales_u8(sc[gi] + 64 * b + 8 * (j + 4));
+                }
+                if constexpr (Q5) {
+                    chunks<G, NC>(nibb, hbb, xq, j, 0, 4, sc_lo, sc_hi, isum);
+                    chunks<G, NC>(nibb, hbb, xq, j, 4, 8, sc_lo, sc_hi, isum);
+                } else {
+                    chunks<G, NC>(nibb, hbb, xq, j, 0, 8, sc_lo, sc_hi, isum);
+                }
+            }
+            for (int p = 0; p < 4; ++p)
+                for (int c = 0; c < NC; ++c) {
+                    const __m256i bs = _mm256_set1_epi32(int(load_u32(x[c].bsum32 + 8 * b + 2 * p)));
+                    for (int gi = 0; gi < G; ++gi) {
+                        const __m256i m = _mm256_cvtepu8_epi16(load128(mp[gi] + 64 * b + 16 * p));  // (m_2p, m_2p+1)
+                        msum[gi][c] = _mm256_add_epi32(msum[gi][c], _mm256_madd_epi16(m, bs));
+                    }
+                }
+            for (int gi = 0; gi < G; ++gi) {
+                const __m256 d = halves8(dm[gi] + 32 * b), dmin = halves8(dm[gi] + 32 * b + 16);
+                for (int c = 0; c < NC; ++c) {
+                    const __m256 dx = _mm256_set1_ps(x[c].d[b]);
+                    const __m256 t =
+                        _mm256_add_ps(acc[gi][c], _mm256_mul_ps(_mm256_cvtepi32_ps(isum[gi][c]), _mm256_mul_ps(d, dx)));
+                    acc[gi][c] = _mm256_sub_ps(t, _mm256_mul_ps(_mm256_cvtepi32_ps(msum[gi][c]), _mm256_mul_ps(dmin, dx)));
+                }
             }
         }
-        for (int c = 0; c < NC; ++c)
-            isum[c] = _mm256_add_epi32(isum[c], _mm256_add_epi32(_mm256_madd_epi16(a_lo[c], sc_lo),
-                                                                 _mm256_madd_epi16(a_hi[c], sc_hi)));
+        for (int gi = 0; gi < G; ++gi)
+            for (int c = 0; c < NC; ++c) out[gi * NC + c] = acc[gi][c];
     }
 
     template <int NC>
     static void run(const kernel_args& a, const uint8_t* g, const view* x, __m256* out) {
-        const uint8_t* dm = g + a.layout.offset[0];
-        const uint8_t* sc = g + a.layout.offset[1];
-        const uint8_t* mp = g + a.layout.offset[2];
-        const uint8_t* nib = g + a.layout.offset[3];
-        const uint8_t* hb = Q5 ? g + a.layout.offset[4] : nullptr;
-        __m256 acc[NC];
-        for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
-        for (int64_t b = 0; b < a.n_blocks; ++b) {
-            const int8_t* xq[NC];
-            __m256i isum[NC], msum[NC];
-            for (int c = 0; c < NC; ++c) {
-                xq[c] = x[c].q + 256 * b;
-                isum[c] = msum[c] = _mm256_setzero_si256();
-            }
-            for (int j = 0; j < 4; ++j) {
-                const __m256i sc_lo = dup_scales_u8(sc + 64 * b + 8 * j), sc_hi = dup_scales_u8(sc + 64 * b + 8 * (j + 4));
-                const uint8_t* hbb = Q5 ? hb + 256 * b : nullptr;
-                if constexpr (Q5) {
-                    chunks<NC>(nib + 1024 * b, hbb, xq, j, 0, 4, sc_lo, sc_hi, isum);
-                    chunks<NC>(nib + 1024 * b, hbb, xq, j, 4, 8, sc_lo, sc_hi, isum);
-                } else {
-                    chunks<NC>(nib + 1024 * b, hbb, xq, j, 0, 8, sc_lo, sc_hi, isum);
-                }
-            }
-            for (int p = 0; p < 4; ++p) {
-                const __m256i m = _mm256_cvtepu8_epi16(load128(mp + 64 * b + 16 * p));  // lane r: (m_2p, m_2p+1)
-                for (int c = 0; c < NC; ++c) {
-                    const __m256i bs = _mm256_set1_epi32(int(load_u32(x[c].bsum32 + 8 * b + 2 * p)));
-                    msum[c] = _mm256_add_epi32(msum[c], _mm256_madd_epi16(m, bs));
-                }
-            }
-            const __m256 d = halves8(dm + 32 * b), dmin = halves8(dm + 32 * b + 16);
-            for (int c = 0; c < NC; ++c) {
-                const __m256 dx = _mm256_set1_ps(x[c].d[b]);
-                const __m256 t = _mm256_add_ps(acc[c], _mm256_mul_ps(_mm256_cvtepi32_ps(isum[c]), _mm256_mul_ps(d, dx)));
-                acc[c] = _mm256_sub_ps(t, _mm256_mul_ps(_mm256_cvtepi32_ps(msum[c]), _mm256_mul_ps(dmin, dx)));
-            }
-        }
-        for (int c = 0; c < NC; ++c) out[c] = acc[c];
+        const uint8_t* gp[1] = {g};
+        run_groups<1, NC>(a, gp, x, out);
+    }
+    template <int NC>
+    static void run_pair(const kernel_args& a, const uint8_t* g0, const uint8_t* g1, const view* x, __m256* out) {
+        const uint8_t* gp[2] = {g0, g1};
+        run_groups<2, NC>(a, gp, x, out);
     }
 };
 
@@ -308,14 +420,57 @@ void dispatch_nc(int nc, const kernel_args& a, const uint8_t* g, const typename 
     }
 }
 
-// Groups covering [r0, r1), each in passes of up to K::max_nc columns.
+constexpr size_t pair_min_group_bytes = 16384;
+
+template <class K>
+constexpr bool has_pairs() {
+    if constexpr (requires { K::pair_nc; }) return K::pair_nc > 0;
+    else return false;
+}
+
+template <class K, int NC = 1>
+void dispatch_pair(int nc, const kernel_args& a, const uint8_t* g0, const uint8_t* g1, const typename K::view* x,
+                   __m256* out) {
+    if constexpr (NC <= K::pair_nc) {
+        if (nc == NC) return K::template run_pair<NC>(a, g0, g1, x, out);
+        dispatch_pair<K, NC + 1>(nc, a, g0, g1, x, out);
+    }
+}
+
+// Groups covering [r0, r1), each in passes of up to K::max_nc columns; kernels with run_pair take aligned pairs of
+// groups (a tile) together in passes of up to K::pair_nc columns, the results are the same bits either way.
 template <class K>
 void drive(const kernel_args& a, typename K::view (*make)(const activations&, int, int64_t)) {
     const int n_x = a.x->n_cols();
     typename K::view xv[max_batch];
     for (int j = 0; j < n_x; ++j) xv[j] = make(*a.x, j, a.n_blocks);
     const int64_t g0 = a.r0 / group_rows, g1 = (a.r1 + group_rows - 1) / group_rows;
-    for (int64_t g = g0; g < g1; ++g) {
+    int64_t g = g0;
+    if constexpr (has_pairs<K>()) {
+        static_assert(K::pair_nc <= 8);
+        // Two groups per pass (each activation broadcast feeds both groups' dot products, and twice the weight
+        // streams are in flight), unless that would take more passes over the activations than one group does.
+        // Only for long rows: with short ones (a group of a few KB) the two streams measured slower from DRAM.
+        const bool pair = a.layout.group_bytes >= pair_min_group_bytes &&
+                          (n_x + K::pair_nc - 1) / K::pair_nc <= (n_x + K::max_nc - 1) / K::max_nc;
+        for (; pair && g + 1 < g1; g += 2) {
+            const uint8_t* gp0 = a.w + size_t(g) * a.layout.group_bytes;
+            const uint8_t* gp1 = gp0 + a.layout.group_bytes;
+            const int n_pass = (n_x + K::pair_nc - 1) / K::pair_nc;
+            for (int j = 0; j < n_x;) {
+                const int nc = std::min(K::pair_nc, (n_x + n_pass - 1) / n_pass);
+                const int take = std::min(nc, n_x - j);
+                __m256 out[2 * 8];
+                dispatch_pair<K>(take, a, gp0, gp1, xv + j, out);
+                for (int c = 0; c < take; ++c) {
+                    store_lanes(a, g, j + c, out[c]);
+                    store_lanes(a, g + 1, j + c, out[take + c]);
+                }
+                j += take;
+            }
+        }
+    }
+    for (; g < g1; ++g) {
         const uint8_t* gp = a.w + size_t(g) * a.layout.group_bytes;
         // Passes of near-equal width (Q8_0, max_nc 8: 5 columns are one pass, 9 are 5 + 4).
         const int n_pass = (n_x + K::max_nc - 1) / K::max_nc;

@@ -8,7 +8,8 @@
 // A plain read-bandwidth measurement gives the roofline. Run pinned, e.g. `taskset -c 0,1 spark-kernel-bench`.
 //
 // Options: --hot, --reps N (timed calls per point, default 15), --type NAME (repeatable: F16 Q8_0 Q4_0 Q4_K Q5_K
-// Q6_K ...), --max-b N (default 16), --big (also the 151936 x 896 output matrix), --threads 1|2|12 (default 12).
+// Q6_K ...), --max-b N (default 16), --big (also the 151936 x 896 output matrix), --threads 1|2|12 (default 12),
+// --shape ROWS N (only that shape; with --hot and a small shape, e.g. 128 x 1024, it measures in-cache compute).
 #include "accel/kernels.h"
 
 #include <tbb/parallel_for.h>
@@ -92,6 +93,7 @@ struct options {
     int reps = 15, max_b = max_batch;
     std::vector<std::string> types;
     std::vector<int> threads{1, 2};
+    int64_t shape_rows = 0, shape_n = 0;  // --shape R N: only this shape (e.g. a small cache-resident one with --hot)
 };
 
 void bench(ggml_type type, int64_t n_rows, int64_t n, const options& opt, tbb::task_arena& arena2) {
@@ -175,13 +177,17 @@ int main(int argc, char** argv) {
         else if (a == "--reps" && i + 1 < argc) opt.reps = std::max(1, std::atoi(argv[++i]));
         else if (a == "--max-b" && i + 1 < argc) opt.max_b = std::clamp(std::atoi(argv[++i]), 1, max_batch);
         else if (a == "--type" && i + 1 < argc) opt.types.push_back(argv[++i]);
+        else if (a == "--shape" && i + 2 < argc) {
+            opt.shape_rows = std::atoll(argv[++i]);
+            opt.shape_n = std::atoll(argv[++i]);
+        }
         else if (a == "--threads" && i + 1 < argc) {
             const std::string t = argv[++i];
             opt.threads.clear();
             for (char c : t) opt.threads.push_back(c - '0');
         } else {
             std::fprintf(stderr, "usage: spark-kernel-bench [--hot] [--big] [--reps N] [--max-b N] [--type NAME]... "
-                                 "[--threads 1|2|12]\n");
+                                 "[--threads 1|2|12] [--shape ROWS N]\n");
             return 2;
         }
     }
@@ -206,6 +212,7 @@ int main(int argc, char** argv) {
         };
         std::vector<shape> shapes{{4864, 896}, {896, 4864}};
         if (opt.big) shapes.push_back({151936, 896});
+        if (opt.shape_rows > 0 && opt.shape_n > 0) shapes = {{opt.shape_rows, opt.shape_n}};
         for (const shape& s : shapes)
             if (s.n % bs == 0) bench(type, s.rows, s.n, opt, arena2);
             else std::printf("\n%s %lld x %lld: skipped (n not a multiple of %lld)\n", name.c_str(), (long long)s.rows,
