@@ -32,17 +32,6 @@ float quantize_block(const float* x, int n, int8_t* q) {
 uint16_t u16_at(const uint8_t* p) { return uint16_t(p[0] | (p[1] << 8)); }
 void put_u16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
 
-// Q4_K / Q5_K: eight 6-bit (scale, min) pairs in 12 bytes (ggml's get_scale_min_k4).
-void scale_min_k4(int j, const uint8_t* q, uint8_t& d, uint8_t& m) {
-    if (j < 4) {
-        d = q[j] & 63;
-        m = q[j + 4] & 63;
-    } else {
-        d = uint8_t((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-        m = uint8_t((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
-    }
-}
-
 // One ggml K-block decoded to unsigned quants and integer sub-block scales.
 struct k_block {
     uint16_t d = 0, dmin = 0;  // raw halves
@@ -56,7 +45,7 @@ k_block decode_k(ggml_type t, const uint8_t* b) {
     if (t == ggml_type::q4_k || t == ggml_type::q5_k) {
         k.d = u16_at(b);
         k.dmin = u16_at(b + 2);
-        for (int j = 0; j < 8; ++j) scale_min_k4(j, b + 4, k.sc[j], k.m[j]);
+        for (int j = 0; j < 8; ++j) get_scale_min_k4(j, b + 4, k.sc[j], k.m[j]);
         const uint8_t* qh = b + 16;
         const uint8_t* ql = t == ggml_type::q4_k ? b + 16 : b + 48;
         for (int c = 0; c < 4; ++c)  // 64-element chunks: low nibbles then high nibbles of 32 bytes

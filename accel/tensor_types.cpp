@@ -61,16 +61,6 @@ void store_half(uint8_t* p, float f) {
     p[1] = uint8_t(h >> 8);
 }
 
-// Q4_K / Q5_K pack eight 6-bit (scale, min) pairs into 12 bytes.
-void get_scale_min_k4(int j, const uint8_t* q, uint8_t& d, uint8_t& m) {
-    if (j < 4) {
-        d = q[j] & 63;
-        m = q[j + 4] & 63;
-    } else {
-        d = uint8_t((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-        m = uint8_t((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
-    }
-}
 void put_scale_min_k4(int j, uint8_t* q, uint8_t d, uint8_t m) {
     if (j < 4) {
         q[j] = uint8_t((q[j] & 0xC0) | (d & 63));
@@ -454,6 +444,15 @@ void quant_q6_k(const float* x, uint8_t* b) {
 
 }  // namespace
 
+void get_scale_min_k4(int j, const uint8_t* q, uint8_t& d, uint8_t& m) {
+    if (j < 4) {
+        d = q[j] & 63;
+        m = q[j + 4] & 63;
+    } else {
+        d = uint8_t((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        m = uint8_t((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
+    }
+}
 const type_traits* find_type_traits(uint32_t raw_type) {
     for (const auto& row : all_types)
         if (row.id == raw_type) return &row.traits;

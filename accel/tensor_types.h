@@ -59,6 +59,9 @@ uint16_t fp32_to_fp16(float f);
 float bf16_to_fp32(uint16_t h);
 uint16_t fp32_to_bf16(float f);
 
+// Q4_K / Q5_K pack eight 6-bit (scale, min) pairs into 12 bytes; j in [0, 8).
+void get_scale_min_k4(int j, const uint8_t* q, uint8_t& d, uint8_t& m);
+
 // Scalar reference: decode n elements (a multiple of the block size) starting at a block boundary.
 // Thread-safe; touches only src[0 .. row_bytes(t, n)) and dst[0 .. n).
 void dequantize_row(ggml_type t, const void* src, float* dst, int64_t n);
