@@ -254,6 +254,7 @@ int cmd_generate(const args& a) {
     }
     std::fputs(out.flush().c_str(), stdout);
     std::fputs("\n", stdout);
+    std::fflush(stdout);  // the text first, then the timing line on stderr
     const auto t_end = std::chrono::steady_clock::now();
     auto secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
     std::fprintf(stderr,
