@@ -95,7 +95,23 @@ struct float_kernel {
 
 // ---- Q8_0 ----
 
-struct q8_0_kernel {
+// run (one 8-row group) and run_pair (two groups per pass, for long rows) for kernels written once over G groups
+// as K::run_groups<G, NC>: both entry points reach the same per-(row, column) operations.
+template <class K>
+struct grouped_kernel {
+    template <int NC, class View>
+    static void run(const kernel_args& a, const uint8_t* g, const View* x, __m256* out) {
+        const uint8_t* gp[1] = {g};
+        K::template run_groups<1, NC>(a, gp, x, out);
+    }
+    template <int NC, class View>
+    static void run_pair(const kernel_args& a, const uint8_t* g0, const uint8_t* g1, const View* x, __m256* out) {
+        const uint8_t* gp[2] = {g0, g1};
+        K::template run_groups<2, NC>(a, gp, x, out);
+    }
+};
+
+struct q8_0_kernel : grouped_kernel<q8_0_kernel> {
     using view = act_q32;
     static constexpr int max_nc = 8;
     static constexpr int pair_nc = 4;  // columns per pass when two groups share each activation broadcast
@@ -140,21 +156,11 @@ struct q8_0_kernel {
         for (int gi = 0; gi < G; ++gi)
             for (int c = 0; c < NC; ++c) out[gi * NC + c] = acc[gi][c];
     }
-    template <int NC>
-    static void run(const kernel_args& a, const uint8_t* g, const view* x, __m256* out) {
-        const uint8_t* gp[1] = {g};
-        run_groups<1, NC>(a, gp, x, out);
-    }
-    template <int NC>
-    static void run_pair(const kernel_args& a, const uint8_t* g0, const uint8_t* g1, const view* x, __m256* out) {
-        const uint8_t* gp[2] = {g0, g1};
-        run_groups<2, NC>(a, gp, x, out);
-    }
 };
 
 // ---- Q4_0: sum (q - 8) x = sum q x - 8 sum x; eight maddubs results fit int16 (8 * 2 * 15 * 127 < 2^15) ----
 
-struct q4_0_kernel {
+struct q4_0_kernel : grouped_kernel<q4_0_kernel> {
     using view = act_q32;
     static constexpr int max_nc = 4;
     static constexpr int pair_nc = 4;
@@ -202,22 +208,12 @@ struct q4_0_kernel {
         for (int gi = 0; gi < G; ++gi)
             for (int c = 0; c < NC; ++c) out[gi * NC + c] = acc[gi][c];
     }
-    template <int NC>
-    static void run(const kernel_args& a, const uint8_t* g, const view* x, __m256* out) {
-        const uint8_t* gp[1] = {g};
-        run_groups<1, NC>(a, gp, x, out);
-    }
-    template <int NC>
-    static void run_pair(const kernel_args& a, const uint8_t* g0, const uint8_t* g1, const view* x, __m256* out) {
-        const uint8_t* gp[2] = {g0, g1};
-        run_groups<2, NC>(a, gp, x, out);
-    }
 };
 
 // ---- Q4_K / Q5_K: isum = sum_j sc_j * (q . x)_j, msum = sum_j m_j * bsum32_j ----
 
 template <bool Q5>
-struct q45_k_kernel {
+struct q45_k_kernel : grouped_kernel<q45_k_kernel<Q5>> {
     using view = act_qk;
     static constexpr int max_nc = 3;
     static constexpr int pair_nc = 2;
@@ -325,16 +321,6 @@ struct q45_k_kernel {
             for (int c = 0; c < NC; ++c) out[gi * NC + c] = acc[gi][c];
     }
 
-    template <int NC>
-    static void run(const kernel_args& a, const uint8_t* g, const view* x, __m256* out) {
-        const uint8_t* gp[1] = {g};
-        run_groups<1, NC>(a, gp, x, out);
-    }
-    template <int NC>
-    static void run_pair(const kernel_args& a, const uint8_t* g0, const uint8_t* g1, const view* x, __m256* out) {
-        const uint8_t* gp[2] = {g0, g1};
-        run_groups<2, NC>(a, gp, x, out);
-    }
 };
 
 // ---- Q6_K: q in 0..63 (value + 32), isum = sum_s sc_s (q . x)_s, result uses isum - 32 * sum_s sc_s bsum16_s ----
