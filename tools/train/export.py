@@ -25,9 +25,9 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tools", "reference"))
 from gguf_ref import VT, GGMLType, GGUFWriter, dequantize, read_gguf  # noqa: E402
 from model import Config, Llama, gguf_tensors  # noqa: E402
+from tokenizer import BOS, EOS, FIM_MID, FIM_PRE, FIM_SUF  # noqa: E402
 
 WORK = os.path.join(HERE, "work")
-BOS, EOS, FIM_PRE, FIM_SUF, FIM_MID = 1, 2, 3, 4, 5
 
 GOLDEN_CASES = [
     ("python", None, "def fibonacci(n):\n    if n < 2:\n        return n\n"),

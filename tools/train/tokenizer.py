@@ -2,7 +2,7 @@
 """Train the shared SentencePiece BPE tokenizer (vocabulary 4096, byte fallback) on a deterministic sample of
 the training split.  Writes tools/train/work/tok/spm.model (+ .vocab).
 
-Choices (see /work/shared/TRAINING-NOTES.md): identity normalisation (lossless: code must round-trip byte for
+Choices (see the project's training notes): identity normalisation (lossless: code must round-trip byte for
 byte), no dummy prefix (completion prompts start mid-line), whitespace runs kept (indentation is code),
 split_by_unicode_script off, byte fallback on.  Ids: 0 <unk>, 1 <s>, 2 </s>, 3 <fim_prefix>, 4 <fim_suffix>,
 5 <fim_middle> (control tokens), then 256 byte tokens <0x00>..<0xFF>, then the learned pieces.
@@ -20,6 +20,8 @@ import sentencepiece as spm
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORK = os.path.join(HERE, "work")
 FIM_TOKENS = ["<fim_prefix>", "<fim_suffix>", "<fim_middle>"]
+# The ids SentencePiece gives the special pieces with this configuration (the order above); every tool uses these.
+BOS, EOS, FIM_PRE, FIM_SUF, FIM_MID = 1, 2, 3, 4, 5
 
 
 def chunks(text: str, max_chars: int = 3000):

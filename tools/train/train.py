@@ -32,9 +32,9 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from model import PRESETS, Config, Llama  # noqa: E402
+from tokenizer import BOS, EOS, FIM_MID, FIM_PRE, FIM_SUF  # noqa: E402
 
 WORK = os.path.join(HERE, "work")
-BOS, EOS, FIM_PRE, FIM_SUF, FIM_MID = 1, 2, 3, 4, 5
 IGNORE = -100
 
 
