@@ -519,6 +519,33 @@ void tokenizer::impl::push_byte_fallback(uint8_t byte, std::vector<token_id>& ou
 constexpr size_t max_merge_span = size_t(1) << 30;
 constexpr uint32_t none = std::numeric_limits<uint32_t>::max();
 
+// The merge loop both BPE variants share. Symbols form a doubly linked list (fields n, prev, next; n == 0 once
+// merged away); candidate(left, right) queues a pair in `heap` and returns whether it did. The best pair is popped,
+// skipped when stale (a side merged since it was queued: the byte sum no longer matches), merged, and the merged
+// symbol's new neighbours are queued. on_merge(left, bigram) updates what the merged symbol stands for.
+template <class Symbol, class Bigram, class Less, class Candidate, class OnMerge>
+void merge_pairs(std::vector<Symbol>& syms, std::vector<Bigram>& heap, Less lower_priority, Candidate&& candidate,
+                 OnMerge&& on_merge) {
+    for (uint32_t i = 1; i < syms.size(); ++i) candidate(i - 1, i);
+    std::make_heap(heap.begin(), heap.end(), lower_priority);
+    while (!heap.empty()) {
+        std::pop_heap(heap.begin(), heap.end(), lower_priority);
+        const Bigram bg = heap.back();
+        heap.pop_back();
+        Symbol& left = syms[bg.left];
+        if (left.n == 0 || left.next == none) continue;
+        Symbol& right = syms[left.next];
+        if (left.n + right.n != bg.size) continue;
+        left.n += right.n;
+        on_merge(left, bg);
+        right.n = 0;
+        left.next = right.next;
+        if (right.next != none) syms[right.next].prev = bg.left;
+        if (candidate(left.prev, bg.left)) std::push_heap(heap.begin(), heap.end(), lower_priority);
+        if (candidate(bg.left, left.next)) std::push_heap(heap.begin(), heap.end(), lower_priority);
+    }
+}
+
 // SentencePiece BPE on already escaped text (spaces are U+2581): start from UTF-8 characters (an invalid byte is a
 // character of its own), repeatedly merge the adjacent pair whose joined text is the token with the highest score
 // (ties: leftmost), then emit each symbol as its token or as <0xXX> byte tokens.
@@ -563,24 +590,7 @@ void tokenizer::impl::tokenize_spm(std::string_view s, std::vector<token_id>& ou
         heap.push_back({score[size_t(id)], left, size});
         return true;
     };
-    for (uint32_t i = 1; i < syms.size(); ++i) candidate(i - 1, i);
-    std::make_heap(heap.begin(), heap.end(), lower_priority);
-
-    while (!heap.empty()) {
-        std::pop_heap(heap.begin(), heap.end(), lower_priority);
-        const bigram bg = heap.back();
-        heap.pop_back();
-        symbol& left = syms[bg.left];
-        if (left.n == 0 || left.next == none) continue;
-        symbol& right = syms[left.next];
-        if (left.n + right.n != bg.size) continue;
-        left.n += right.n;
-        right.n = 0;
-        left.next = right.next;
-        if (right.next != none) syms[right.next].prev = bg.left;
-        if (candidate(left.prev, bg.left)) std::push_heap(heap.begin(), heap.end(), lower_priority);
-        if (candidate(bg.left, left.next)) std::push_heap(heap.begin(), heap.end(), lower_priority);
-    }
+    merge_pairs(syms, heap, lower_priority, candidate, [](symbol&, const bigram&) {});
 
     for (uint32_t i = 0; i != none; i = syms[i].next) {
         const std::string_view piece_text = s.substr(syms[i].begin, syms[i].n);
@@ -642,25 +652,8 @@ void tokenizer::impl::tokenize_bpe(std::string_view input, std::vector<token_id>
             for (uint32_t i = 0; i < n; ++i) {
                 syms.push_back({byte_token[uint8_t(word[i])], 1, i == 0 ? none : i - 1, i + 1 < n ? i + 1 : none});
             }
-            for (uint32_t i = 1; i < n; ++i) candidate(i - 1, i);
-            std::make_heap(heap.begin(), heap.end(), lower_priority);
-
-            while (!heap.empty()) {
-                std::pop_heap(heap.begin(), heap.end(), lower_priority);
-                const bigram bg = heap.back();
-                heap.pop_back();
-                symbol& left = syms[bg.left];
-                if (left.n == 0 || left.next == none) continue;
-                symbol& right = syms[left.next];
-                if (left.n + right.n != bg.size) continue;
-                left.n += right.n;
-                left.id = bg.merged;
-                right.n = 0;
-                left.next = right.next;
-                if (right.next != none) syms[right.next].prev = bg.left;
-                if (candidate(left.prev, bg.left)) std::push_heap(heap.begin(), heap.end(), lower_priority);
-                if (candidate(bg.left, left.next)) std::push_heap(heap.begin(), heap.end(), lower_priority);
-            }
+            merge_pairs(syms, heap, lower_priority, candidate,
+                        [](symbol& left, const bigram& bg) { left.id = bg.merged; });
 
             for (uint32_t i = 0; i != none; i = syms[i].next) {
                 if (syms[i].id >= 0) {
