@@ -6,7 +6,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="$root/build/app/spark-ls"
 echo
 echo "== the embedded default target model"
-"$bin" inspect "$root/models/spark-target.gguf" | head -n 10
+"$bin" inspect "$root/models/spark-target.gguf" | sed -n 1,10p  # sed reads everything: no SIGPIPE under pipefail
 for prompt in 'def fibonacci(n):' 'for (int i = 0; i < n; i++) {' 'function debounce(fn, ms) {'; do
   echo
   echo "== spark-ls generate --prompt '$prompt'"
