@@ -95,14 +95,60 @@ struct partition::impl {
     explicit impl(int n) : arena(n, 1) {}
 };
 
+worker_governor::worker_governor(int n_workers, int explore_every)
+    : n_workers_(std::max(1, n_workers)),
+      explore_every_(std::max(2, explore_every)),
+      stats_(size_t(n_buckets) * size_t(n_workers_)),
+      chosen_(size_t(n_buckets)),
+      with_workers_(size_t(n_workers_)) {}
+
+int worker_governor::choose(int bucket) {
+    // The candidates are all workers and one (a partition runs its arena whole, or inline on the driving thread).
+    if (n_workers_ == 1) return 1;
+    bucket = std::clamp(bucket, 0, n_buckets - 1);
+    const uint64_t k = chosen_[size_t(bucket)]++;
+    const stat &all = at(bucket, n_workers_), &one = at(bucket, 1);
+    if (all.n == 0) return n_workers_;
+    if (one.n == 0) return 1;
+    const int best = one.ema < all.ema ? 1 : n_workers_, other = best == 1 ? n_workers_ : 1;
+    return k % uint64_t(explore_every_) == uint64_t(explore_every_ - 1) ? other : best;
+}
+
+void worker_governor::record(int bucket, int workers, double seconds) {
+    bucket = std::clamp(bucket, 0, n_buckets - 1);
+    workers = std::clamp(workers, 1, n_workers_);
+    stat& s = at(bucket, workers);
+    // A short memory (about 4 passes) so a change in the competition shows within a few tokens.
+    s.ema = s.n == 0 ? seconds : 0.75 * s.ema + 0.25 * seconds;
+    ++s.n;
+    ++with_workers_[size_t(workers - 1)];
+}
+
+double worker_governor::average(int bucket, int workers) const {
+    bucket = std::clamp(bucket, 0, n_buckets - 1);
+    if (workers < 1 || workers > n_workers_) return 0;
+    return at(bucket, workers).ema;
+}
+
+uint64_t worker_governor::passes_with(int workers) const {
+    if (workers < 1 || workers > n_workers_) return 0;
+    return with_workers_[size_t(workers - 1)];
+}
+
 partition::partition(std::string name, int n_workers)
-    : name_(std::move(name)), n_workers_(std::max(1, n_workers)), impl_(std::make_unique<impl>(n_workers_)) {}
+    : name_(std::move(name)),
+      n_workers_(std::max(1, n_workers)),
+      impl_(std::make_unique<impl>(n_workers_)),
+      active_(n_workers_),
+      governor_(n_workers_) {}
+
+void partition::set_active_workers(int n) { active_ = n <= 1 ? 1 : n_workers_; }
 
 partition::~partition() = default;
 
 void partition::run(int site, int n_shards, const std::function<void(int)>& f) {
     if (n_shards <= 0) return;
-    if (n_workers_ == 1 || n_shards == 1) {  // no hand-off needed: run inline on the driving thread
+    if (active_ == 1 || n_shards == 1) {  // no hand-off needed: run inline on the driving thread
         for (int s = 0; s < n_shards; ++s) f(s);
         return;
     }

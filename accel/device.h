@@ -72,6 +72,43 @@ struct counters {
 // memory, else local bandwidth x cores — plus layer hops x hop latency.
 double projected_seconds(const counters& c, const device_config& cfg, int n_cores_used, uint64_t weight_bytes);
 
+// Chooses how many of a partition's workers a pass uses, from the pass times it is told about. Alone on the
+// machine every worker helps (decode streams weights at the bandwidth of two cores, not one); when another process
+// takes a core, a worker that is preempted while it holds a shard stalls every join until the OS runs it again, and
+// fewer workers can be faster. The governor keeps, per kind of pass (the caller's bucket, e.g. the batch size), a
+// moving average of the seconds per pass with all workers and with one, uses the faster, and re-measures the other
+// every `explore_every` passes of that bucket so that it notices when the competition starts or stops. Deterministic: it decides
+// from the recorded times only. Used by one thread at a time.
+class worker_governor {
+public:
+    static constexpr int n_buckets = 32;
+    explicit worker_governor(int n_workers, int explore_every = 32);
+
+    int n_workers() const { return n_workers_; }
+    // Worker count for the next pass of `bucket` (clamped to [0, n_buckets)): n_workers() or 1.
+    int choose(int bucket);
+    // The pass of `bucket` ran on `workers` workers and took `seconds`.
+    void record(int bucket, int workers, double seconds);
+    // The average seconds per pass of `bucket` at `workers` workers, 0 when never measured.
+    double average(int bucket, int workers) const;
+    uint64_t passes_with(int workers) const;  // how many recorded passes used that many workers
+
+private:
+    struct stat {
+        double ema = 0;
+        uint64_t n = 0;
+    };
+    int n_workers_;
+    int explore_every_;
+    std::vector<stat> stats_;             // [bucket][workers - 1]
+    std::vector<uint64_t> chosen_;        // per bucket: passes chosen so far
+    std::vector<uint64_t> with_workers_;  // [workers - 1]
+    stat& at(int bucket, int workers) { return stats_[size_t(bucket) * size_t(n_workers_) + size_t(workers - 1)]; }
+    const stat& at(int bucket, int workers) const {
+        return stats_[size_t(bucket) * size_t(n_workers_) + size_t(workers - 1)];
+    }
+};
+
 class partition {
 public:
     partition(std::string name, int n_workers);
@@ -87,6 +124,13 @@ public:
     // caller chooses per call site, < 64), so a shard keeps running on the same worker; idle workers steal.
     void run(int site, int n_shards, const std::function<void(int)>& f);
 
+    // How many workers run() uses: all, or 1 (every shard inline on the driving thread; any other value means all).
+    // The results of the kernels do not depend on it (they are split-invariant); only the speed does.
+    int active_workers() const { return active_; }
+    void set_active_workers(int n);
+    // The partition's governor, for drivers that time their passes (placed_model does, per batch size).
+    worker_governor& governor() { return governor_; }
+
     counters& stats() { return stats_; }
     const counters& stats() const { return stats_; }
 
@@ -96,6 +140,8 @@ private:
     int n_workers_;
     std::unique_ptr<impl> impl_;
     counters stats_;
+    int active_;
+    worker_governor governor_;
 };
 
 // Measures the memory read bandwidth (bytes/s) with n_threads streaming a buffer far larger than the caches.

@@ -1,7 +1,9 @@
 #include "inference/forward.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <optional>
 #include <cstring>
 
 namespace spark {
@@ -159,6 +161,25 @@ result<void> placed_model::forward(kv_cache& cache, std::span<const token_id> to
         const int n = std::min(accel::max_batch, n_total - begin);
         const int32_t pos0 = cache.size();
         ++stats.passes;
+        // The governor's kind of pass: the batch size, and whether the pass ends with the output matrix.
+        const bool with_logits = all_logits || begin + n == n_total;
+        const int bucket = 2 * (n - 1) + (with_logits ? 1 : 0);
+        struct pass_timer {
+            accel::partition& part;
+            int bucket, workers;
+            std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+            ~pass_timer() {
+                const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                part.governor().record(bucket, workers, s);
+                part.set_active_workers(part.n_workers());
+            }
+        };
+        std::optional<pass_timer> timer;
+        if (adaptive_) {
+            const int workers = part.governor().choose(bucket);
+            part.set_active_workers(workers);
+            timer.emplace(part, bucket, workers);
+        }
 
         for (int j = 0; j < n; ++j)
             dequantize_row(w.token_embd.type,

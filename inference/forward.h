@@ -33,12 +33,17 @@ public:
     result<void> forward(kv_cache& cache, std::span<const token_id> tokens, std::vector<float>& logits,
                          bool all_logits = true);
 
+    // On (the default), each pass asks the partition's worker_governor whether to use all workers or one, and
+    // reports its time; off, every pass uses all workers (tests that must exercise the parallel path).
+    void set_adaptive_workers(bool on) { adaptive_ = on; }
+
 private:
     struct impl;
     placed_model() = default;
     std::shared_ptr<const model> model_;
     accel::partition* partition_ = nullptr;
     std::unique_ptr<impl> impl_;
+    bool adaptive_ = true;
 };
 
 }  // namespace spark

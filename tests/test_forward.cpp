@@ -78,6 +78,7 @@ TEST_CASE("forward: equals the scalar reference on every tiny model and weight t
         INFO(it.m->hparams().name << " " << type_name(it.m->weights().layers[0].wq.type));
         auto placed = placed_model::place(it.m, part);
         REQUIRE(placed);
+        (*placed)->set_adaptive_workers(false);
         const auto tokens = sequence(21, it.m->hparams().n_vocab, 5);  // > max_batch: two chunks
         kv_cache c_ref(it.m->hparams(), 64), c_fast(it.m->hparams(), 64);
         std::vector<float> ref, fast;
@@ -120,6 +121,7 @@ TEST_CASE("forward: logits are bitwise identical across batch sizes 1-16 and wor
             accel::partition part("p", workers);
             auto p = placed_model::place(m, part);
             REQUIRE(p);
+            (*p)->set_adaptive_workers(false);  // every pass on all the partition's workers
             for (int batch = 1; batch <= n; ++batch) {
                 INFO("workers " << workers << " batch " << batch);
                 kv_cache cache(m->hparams(), 64);
@@ -153,4 +155,63 @@ TEST_CASE("forward: counters record every pass", "[forward]") {
     CHECK(s[accel::kernel_class::matmul].bytes >= (*p)->weight_bytes());
     CHECK(s[accel::kernel_class::matmul].flops > 0);
     CHECK(s[accel::kernel_class::attention].calls == uint64_t((*m)->hparams().n_layer));
+}
+
+TEST_CASE("worker_governor: uses the faster worker count, re-measures the other, follows a change", "[accel]") {
+    accel::worker_governor g(2, 8);
+    // First passes measure both candidates, all workers first.
+    CHECK(g.choose(0) == 2);
+    g.record(0, 2, 1.0);
+    CHECK(g.choose(0) == 1);
+    g.record(0, 1, 1.6);
+    // Quiet machine: two workers are faster; one pass in 8 re-measures one worker.
+    int ones = 0;
+    for (int i = 0; i < 64; ++i) {
+        const int w = g.choose(0);
+        ones += w == 1;
+        g.record(0, w, w == 2 ? 1.0 : 1.6);
+    }
+    CHECK(ones == 8);
+    // Buckets are separate: bucket 1 starts by measuring again.
+    CHECK(g.choose(1) == 2);
+    // Competition: two workers now take 2.0 per pass. Within a few passes the governor moves to one worker.
+    int last = 2;
+    for (int i = 0; i < 16; ++i) {
+        last = g.choose(0);
+        g.record(0, last, last == 2 ? 2.0 : 1.6);
+    }
+    CHECK(last == 1);
+    CHECK(g.average(0, 2) > g.average(0, 1));
+    // The competition stops: the re-measured two-worker passes bring it back.
+    for (int i = 0; i < 64; ++i) {
+        last = g.choose(0);
+        g.record(0, last, last == 2 ? 1.0 : 1.6);
+    }
+    CHECK(last == 2);
+    CHECK(g.passes_with(1) + g.passes_with(2) == 2 + 64 + 16 + 64);
+    // One worker: nothing to choose.
+    accel::worker_governor single(1);
+    CHECK(single.choose(0) == 1);
+}
+
+TEST_CASE("forward: the adaptive pass gives the same logits as all workers", "[forward]") {
+    auto m = quantised_model("tiny-qwen2", ggml_type::q8_0);
+    const auto tokens = sequence(12, m->hparams().n_vocab, 3);
+    accel::partition part("adaptive", 2);
+    auto p = placed_model::place(m, part);
+    REQUIRE(p);
+    std::vector<float> fixed, adaptive, step;
+    kv_cache c1(m->hparams(), 64), c2(m->hparams(), 64);
+    (*p)->set_adaptive_workers(false);
+    REQUIRE((*p)->forward(c1, tokens, fixed, true));
+    (*p)->set_adaptive_workers(true);
+    // One position at a time: the governor measures both worker counts on the way.
+    for (size_t i = 0; i < tokens.size(); ++i) {
+        REQUIRE((*p)->forward(c2, std::span(tokens).subspan(i, 1), step, true));
+        adaptive.insert(adaptive.end(), step.begin(), step.end());
+    }
+    CHECK(part.governor().passes_with(1) >= 1);
+    CHECK(part.governor().passes_with(2) >= 1);
+    REQUIRE(adaptive.size() == fixed.size());
+    CHECK(std::memcmp(adaptive.data(), fixed.data(), fixed.size() * 4) == 0);
 }
