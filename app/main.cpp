@@ -7,7 +7,9 @@
 #include "inference/gguf.h"
 #include "inference/model.h"
 #include "inference/random_model.h"
-#include "inference/sampler.h"
+#include "inference/drafters.h"
+#include "inference/sampling.h"
+#include "inference/speculative.h"
 #include "inference/tokenizer.h"
 
 #include <chrono>
@@ -29,10 +31,13 @@ constexpr const char* usage_text = R"(usage: spark-ls <command> [options]
 
 commands:
   inspect M.gguf                      architecture, hyper-parameters, tensors, tokenizer, special tokens
-  generate [--model M.gguf] --prompt TEXT [--n N] [--temp T] [--top-k K] [--top-p P] [--seed S] [--ctx C]
-           [--threads W] [--reference]
-                                      generate text (default model: the embedded spark-target.gguf);
-                                      prints the text, then tokens/s on stderr
+  generate [--model M.gguf] --prompt TEXT [--suffix TEXT] [--n N] [--temp T] [--top-k K] [--top-p P]
+           [--seed S] [--ctx C] [--threads W] [--draft D.gguf|default] [--ngram] [--gamma G] [--stop S]
+           [--compare] [--reference]
+                                      generate text (default model: the embedded spark-target.gguf); with
+                                      --suffix a fill-in-the-middle prompt; --draft/--ngram decode speculatively
+                                      (--compare also runs plain decoding: speed-up, identical output); prints
+                                      the text, then tokens/s and acceptance on stderr
   tokenize --model M.gguf (--text TEXT | --file F) [--special] [--bos]
                                       print token ids, space-separated, on one line
   bench decode --model M.gguf [--tsv F] [--n N] [--prompt-tokens P] [--reps R]
@@ -185,85 +190,172 @@ int cmd_tokenize(const args& a) {
     return 0;
 }
 
+// Plain decoding on the scalar reference path (slow; for comparisons with the accelerator path).
+int generate_reference(const model& m, const std::vector<token_id>& prompt, int n, int n_ctx, const sampling_params& sp,
+                       const std::string& prompt_text) {
+    const auto& tok = m.vocab();
+    kv_cache cache(m.hparams(), n_ctx);
+    sampler smp(sp);
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<float> logits;
+    if (auto ok = forward_reference(m, cache, prompt, logits, false); !ok) return report(ok.error());
+    stream_decoder out(tok);
+    std::fputs(prompt_text.c_str(), stdout);
+    int generated = 0;
+    while (generated < n) {
+        const token_id next = smp.sample(logits, tok.n_tokens());
+        ++generated;
+        if (next == tok.special().eos || next == tok.special().eot) break;
+        std::fputs(out.push(next).c_str(), stdout);
+        std::fflush(stdout);
+        if (generated == n) break;
+        const token_id one[] = {next};
+        if (auto ok = forward_reference(m, cache, one, logits, false); !ok) return report(ok.error());
+    }
+    std::fputs((out.flush() + "\n").c_str(), stdout);
+    std::fflush(stdout);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "generated %d tokens in %.3f s | scalar reference path\n", generated, s);
+    return 0;
+}
+
+void print_stats(const char* label, const generation_result& r) {
+    const auto& st = r.stats;
+    std::fprintf(stderr,
+                 "%s: prompt %d tokens (%d reused, %d evaluated) in %.3f s | generated %d tokens in %.3f s "
+                 "(%.2f tok/s) | %llu steps, drafted %llu, accepted %llu (%.0f%%), %.2f tokens per step | stop: %s\n",
+                 label, st.prompt_tokens, st.prompt_reused, st.prompt_evaluated, st.prompt_seconds, st.generated,
+                 st.seconds - st.prompt_seconds, st.tokens_per_second(), (unsigned long long)st.steps,
+                 (unsigned long long)st.drafted, (unsigned long long)st.accepted, 100 * st.acceptance(),
+                 st.steps ? double(st.generated) / double(st.steps) : 0.0, std::string(stop_reason_name(r.reason)).c_str());
+    for (const auto& d : st.per_drafter)
+        std::fprintf(stderr, "  %-12s drafted %llu, accepted %llu (%.0f%%)\n", d.name.c_str(),
+                     (unsigned long long)d.drafted, (unsigned long long)d.accepted,
+                     d.drafted ? 100.0 * double(d.accepted) / double(d.drafted) : 0.0);
+}
+
 int cmd_generate(const args& a) {
     if (!a.has("prompt")) return report({"generate: --prompt is required"});
-    std::string model_path = a.get("model");
-    if (model_path.empty()) {  // no model given: the embedded default target
-        auto found = find_default_model(default_target_model);
-        if (!found) return report(found.error());
-        model_path = *found;
-    }
+    auto model_or_default = [](std::string path, const char* file) -> result<std::string> {
+        if (!path.empty() && path != "default") return path;
+        return find_default_model(file);  // the embedded default pair
+    };
+    auto model_path = model_or_default(a.get("model"), default_target_model);
+    if (!model_path) return report(model_path.error());
     auto n = number<int>(a, "n", 32);
     auto temp = number<float>(a, "temp", 0.0f);
     auto seed = number<uint64_t>(a, "seed", 0);
     auto top_k = number<int>(a, "top-k", 0);
     auto top_p = number<float>(a, "top-p", 1.0f);
     auto ctx = number<int>(a, "ctx", 0);
+    auto threads = number<int>(a, "threads", 2);
+    auto gamma = number<int>(a, "gamma", 8);
     for (const error* e : {n ? nullptr : &n.error(), temp ? nullptr : &temp.error(), seed ? nullptr : &seed.error(),
                            top_k ? nullptr : &top_k.error(), top_p ? nullptr : &top_p.error(),
-                           ctx ? nullptr : &ctx.error()})
+                           ctx ? nullptr : &ctx.error(), threads ? nullptr : &threads.error(),
+                           gamma ? nullptr : &gamma.error()})
         if (e) return report(*e);
     if (*n < 0) return report({"generate: --n must be >= 0"});
 
-    const auto t_load = std::chrono::steady_clock::now();
-    auto loaded = model::load(model_path);
+    auto loaded = model::load(*model_path);
     if (!loaded) return report(loaded.error());
     const model& m = **loaded;
     const auto& tok = m.vocab();
-    auto prompt = tok.tokenize(a.get("prompt"), {.add_bos = tok.special().add_bos, .parse_special = true});
+    const auto& sp = tok.special();
+    // With --suffix the prompt is fill-in-the-middle: <s><fim_prefix>PROMPT<fim_suffix>SUFFIX<fim_middle>.
+    const bool fim = a.has("suffix");
+    std::vector<token_id> prompt, suffix;
+    if (fim) {
+        if (sp.fim_pre < 0 || sp.fim_suf < 0 || sp.fim_mid < 0)
+            return report({"generate: --suffix needs a model with FIM tokens; this one has none"});
+        suffix = tok.tokenize(a.get("suffix"));
+        if (sp.add_bos && sp.bos >= 0) prompt.push_back(sp.bos);
+        prompt.push_back(sp.fim_pre);
+        const auto pre = tok.tokenize(a.get("prompt"));
+        prompt.insert(prompt.end(), pre.begin(), pre.end());
+        prompt.push_back(sp.fim_suf);
+        prompt.insert(prompt.end(), suffix.begin(), suffix.end());
+        prompt.push_back(sp.fim_mid);
+    } else {
+        prompt = tok.tokenize(a.get("prompt"), {.add_bos = sp.add_bos, .parse_special = true});
+    }
     if (prompt.empty()) return report({"generate: the prompt is empty (and the model adds no BOS)"});
-    const int n_ctx = *ctx > 0 ? *ctx : std::min<int>(m.hparams().n_ctx_train, int(prompt.size()) + *n);
-    if (int(prompt.size()) + *n > n_ctx)
+    const int n_ctx = *ctx > 0 ? *ctx : std::min<int>(m.hparams().n_ctx_train, int(prompt.size()) + *n + 1);
+    if (int(prompt.size()) + *n + 1 > n_ctx)
         return report({"generate: prompt (" + std::to_string(prompt.size()) + " tokens) + --n exceeds the context " +
                        std::to_string(n_ctx)});
-    kv_cache cache(m.hparams(), n_ctx);
-    // The accelerator path by default; --reference runs the scalar oracle instead (slow, for comparisons).
-    const bool reference = a.has("reference");
-    auto threads = number<int>(a, "threads", 2);
-    if (!threads) return report(threads.error());
-    accel::partition part("generate", std::max(1, *threads));
-    std::unique_ptr<placed_model> placed;
-    if (!reference) {
-        auto p = placed_model::place(*loaded, part);
-        if (!p) return report(p.error());
-        placed = std::move(*p);
+    sampling_params sparams;
+    sparams.temperature = *temp, sparams.top_k = *top_k, sparams.top_p = *top_p, sparams.seed = uint64_t(*seed);
+    // Control tokens never appear in generated code.
+    for (token_id t : {sp.bos, sp.fim_pre, sp.fim_suf, sp.fim_mid, sp.fim_pad, sp.fim_rep, sp.fim_sep})
+        if (t >= 0) sparams.banned.push_back(t);
+    if (a.has("reference")) return generate_reference(m, prompt, *n, n_ctx, sparams, a.get("prompt"));
+
+    accel::partition part("target", std::max(1, *threads)), draft_part("draft", 1);
+    auto placed = placed_model::place(*loaded, part);
+    if (!placed) return report(placed.error());
+    model_sequence target(**placed, n_ctx);
+
+    // Drafters, cheapest first: suffix (with --suffix), n-gram (--ngram), a draft model (--draft M.gguf|default).
+    std::vector<drafter*> drafters;
+    suffix_drafter suffix_d;
+    ngram_drafter ngram_d;
+    std::shared_ptr<const model> draft_model;
+    std::unique_ptr<placed_model> draft_placed;
+    std::unique_ptr<model_drafter> model_d;
+    if (fim) drafters.push_back(&suffix_d);
+    if (a.has("ngram")) drafters.push_back(&ngram_d);
+    if (a.has("draft")) {
+        auto dpath = model_or_default(a.get("draft"), default_draft_model);
+        if (!dpath) return report(dpath.error());
+        auto dm = model::load(*dpath);
+        if (!dm) return report(dm.error());
+        draft_model = *dm;
+        auto dp = placed_model::place(draft_model, draft_part);
+        if (!dp) return report(dp.error());
+        draft_placed = std::move(*dp);
+        auto md = model_drafter::create(*draft_placed, m, n_ctx);
+        if (!md) return report(md.error());
+        model_d = std::move(*md);
+        drafters.push_back(model_d.get());
     }
-    auto forward = [&](std::span<const token_id> toks, std::vector<float>& out) {
-        return reference ? forward_reference(m, cache, toks, out, false) : placed->forward(cache, toks, out, false);
-    };
-    sampler smp({.temperature = *temp, .top_k = *top_k, .top_p = *top_p, .seed = *seed});
-    const auto t_start = std::chrono::steady_clock::now();
 
-    std::vector<float> logits;
-    if (auto ok = forward(prompt, logits); !ok) return report(ok.error());
-    const auto t_prompt = std::chrono::steady_clock::now();
+    generation_params gp;
+    gp.sampling = sparams;
+    gp.max_tokens = *n;
+    gp.max_gamma = std::clamp(*gamma, 0, accel::max_batch - 1);
+    for (token_id t : {sp.eos, sp.eot})
+        if (t >= 0) gp.stop_tokens.push_back(t);
+    if (a.has("stop")) gp.stop_strings.push_back(a.get("stop"));
+    const draft_context dctx{prompt, suffix, {}, {}};
 
-    stream_decoder out(tok);
+    // --compare: plain decoding of the same request first (on its own state), for the speed-up and the check that
+    // greedy output is identical.
+    std::optional<generation_result> plain_result;
+    if (a.has("compare") && !drafters.empty()) {
+        model_sequence plain_seq(**placed, n_ctx);
+        speculative_decoder plain(plain_seq, &tok, {});
+        auto r = plain.generate(dctx, gp);
+        if (!r) return report(r.error());
+        plain_result = std::move(*r);
+    }
+    speculative_decoder dec(target, &tok, drafters);
     std::fputs(a.get("prompt").c_str(), stdout);
-    int n_generated = 0;
-    const token_id eos = tok.special().eos, eot = tok.special().eot;
-    while (n_generated < *n) {
-        const token_id next = smp.sample(logits, tok.n_tokens());
-        ++n_generated;
-        if (next == eos || next == eot) break;
-        std::fputs(out.push(next).c_str(), stdout);
+    gp.on_text = [](std::string_view piece) {
+        std::fwrite(piece.data(), 1, piece.size(), stdout);
         std::fflush(stdout);
-        if (n_generated == *n) break;
-        const token_id one[] = {next};
-        if (auto ok = forward(one, logits); !ok) return report(ok.error());
-    }
-    std::fputs(out.flush().c_str(), stdout);
+    };
+    auto r = dec.generate(dctx, gp);
     std::fputs("\n", stdout);
-    std::fflush(stdout);  // the text first, then the timing line on stderr
-    const auto t_end = std::chrono::steady_clock::now();
-    auto secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
-    std::fprintf(stderr,
-                 "load %.2f s | prompt %zu tokens in %.3f s (%.1f tok/s) | generated %d tokens in %.3f s (%.2f tok/s)"
-                 " | %s\n",
-                 secs(t_start - t_load), prompt.size(), secs(t_prompt - t_start),
-                 double(prompt.size()) / secs(t_prompt - t_start), n_generated, secs(t_end - t_prompt),
-                 n_generated / std::max(1e-9, secs(t_end - t_prompt)),
-                 reference ? "scalar reference path" : "accelerator path");
+    std::fflush(stdout);  // the text first, then the statistics on stderr
+    if (!r) return report(r.error());
+    if (plain_result) print_stats("plain", *plain_result);
+    print_stats(drafters.empty() ? "plain" : "speculative", *r);
+    if (plain_result) {
+        const double speedup = r->stats.tokens_per_second() / std::max(1e-9, plain_result->stats.tokens_per_second());
+        std::fprintf(stderr, "speed-up %.2fx | output %s plain decoding's\n", speedup,
+                     r->tokens == plain_result->tokens ? "identical to" : "differs from (sampling) ");
+    }
     return 0;
 }
 
@@ -374,7 +466,7 @@ int main(int argc, char** argv) {
         return argc < 2 ? 2 : 0;
     }
     const std::string cmd = argv[1];
-    auto a = parse_args(argc, argv, 2, {"special", "bos", "reference"});
+    auto a = parse_args(argc, argv, 2, {"special", "bos", "reference", "ngram", "compare"});
     if (!a) return report(a.error());
     if (cmd == "inspect") return cmd_inspect(*a);
     if (cmd == "tokenize") return cmd_tokenize(*a);

@@ -5,7 +5,7 @@
 #include "inference/default_models.h"
 #include "inference/forward.h"
 #include "inference/forward_ref.h"
-#include "inference/sampler.h"
+#include "inference/sampling.h"
 
 #include <catch2/catch.hpp>
 

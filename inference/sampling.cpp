@@ -1,0 +1,198 @@
+#include "inference/sampling.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace spark {
+
+namespace {
+
+constexpr float neg_inf = -std::numeric_limits<float>::infinity();
+
+// A NaN logit (a numerical failure upstream) must neither win the argmax nor poison the softmax's sums.
+float sane(float logit) { return std::isnan(logit) ? neg_inf : logit; }
+
+// The ids that may be generated are [0, n_allowed) minus the banned ones. Banned lists are short, so the range is
+// walked as the segments between sorted banned ids: no per-id lookup and no vocabulary-sized mask.
+template <class Fn>
+void for_each_allowed(std::span<const float> logits, int32_t n_allowed, std::span<const token_id> banned, Fn&& fn) {
+    const size_t n = std::min(logits.size(), size_t(std::max(n_allowed, 0)));
+    std::vector<size_t> cuts;
+    cuts.reserve(banned.size() + 1);
+    for (token_id b : banned)
+        if (b >= 0 && size_t(b) < n) cuts.push_back(size_t(b));
+    std::sort(cuts.begin(), cuts.end());
+    cuts.push_back(n);
+    size_t start = 0;
+    for (size_t cut : cuts) {
+        for (size_t i = start; i < cut; ++i) fn(token_id(i), sane(logits[i]));
+        start = std::max(start, cut + 1);
+    }
+}
+
+// The argmax of the allowed ids, lowest id on ties; when every allowed logit is -inf, the lowest allowed id. When
+// nothing is allowed at all (a caller bug), the plain argmax, so that a distribution still has one non-zero id.
+token_id allowed_argmax(std::span<const float> logits, int32_t n_allowed, std::span<const token_id> banned) {
+    token_id best = -1;
+    float best_logit = neg_inf;
+    for_each_allowed(logits, n_allowed, banned, [&](token_id id, float logit) {
+        if (best < 0 || logit > best_logit) best = id, best_logit = logit;
+    });
+    return best >= 0 ? best : argmax(logits);
+}
+
+struct candidate {
+    double weight;
+    token_id id;
+};
+
+// Higher probability first; equal probabilities by lower id, so truncation is deterministic.
+bool ranks_before(const candidate& a, const candidate& b) {
+    return a.weight > b.weight || (a.weight == b.weight && a.id < b.id);
+}
+
+// Unnormalised softmax weights of the allowed ids with a non-zero weight. The maximum gets exactly 1, which also
+// handles +inf logits (inf - inf would be NaN).
+void softmax_weights(std::span<const float> logits, int32_t n_allowed, std::span<const token_id> banned,
+                     float max_logit, double temperature, std::vector<candidate>& out) {
+    out.clear();
+    for_each_allowed(logits, n_allowed, banned, [&](token_id id, float logit) {
+        const double w = logit == max_logit ? 1.0 : std::exp((double(logit) - double(max_logit)) / temperature);
+        if (w > 0.0) out.push_back({w, id});
+    });
+}
+
+void keep_top_k(std::vector<candidate>& c, int32_t k) {
+    if (k <= 0 || size_t(k) >= c.size()) return;
+    std::nth_element(c.begin(), c.begin() + (k - 1), c.end(), ranks_before);
+    c.resize(size_t(k));
+}
+
+// The nucleus is usually a small head of a large vocabulary, so the ranking is sorted in growing chunks only as far
+// as the cumulative probability needs, instead of sorting all ids.
+void keep_top_p(std::vector<candidate>& c, double top_p) {
+    if (top_p >= 1.0 || c.empty()) return;
+    double total = 0.0;
+    for (const candidate& x : c) total += x.weight;
+    const double target = top_p * total;
+    double cumulative = 0.0;
+    size_t sorted = 0;
+    for (size_t i = 0; i < c.size(); ++i) {
+        if (i == sorted) {
+            const size_t next = std::min(c.size(), std::max<size_t>(64, 2 * sorted));
+            std::partial_sort(c.begin() + sorted, c.begin() + next, c.end(), ranks_before);
+            sorted = next;
+        }
+        cumulative += c[i].weight;
+        if (cumulative >= target) {
+            c.resize(i + 1);
+            return;
+        }
+    }
+}
+
+// min_p above 1 would exclude the maximum itself; clamping keeps the most probable ids instead of none.
+void keep_min_p(std::vector<candidate>& c, double min_p) {
+    if (min_p <= 0.0 || c.empty()) return;
+    double max_weight = 0.0;
+    for (const candidate& x : c) max_weight = std::max(max_weight, x.weight);
+    const double threshold = std::min(min_p, 1.0) * max_weight;
+    std::erase_if(c, [&](const candidate& x) { return x.weight < threshold; });
+}
+
+void write_normalised(const std::vector<candidate>& c, std::vector<float>& probs) {
+    double total = 0.0;
+    for (const candidate& x : c) total += x.weight;
+    for (const candidate& x : c) probs[size_t(x.id)] = float(x.weight / total);
+}
+
+// Draws from weights given as a function of the id, without materialising them: the rejection path of the verifier
+// would otherwise allocate a vocabulary-sized residual per rejected token. Returns -1 when the total is zero.
+template <class Weight>
+token_id draw(size_t n, Weight&& weight, rng_t& rng) {
+    double total = 0.0;
+    for (size_t i = 0; i < n; ++i) total += weight(i);
+    if (!(total > 0.0) || !std::isfinite(total)) return -1;
+    const double u = std::uniform_real_distribution<double>(0.0, total)(rng);
+    double cumulative = 0.0;
+    token_id last_nonzero = -1;
+    for (size_t i = 0; i < n; ++i) {
+        const double w = weight(i);
+        if (w <= 0.0) continue;
+        cumulative += w;
+        last_nonzero = token_id(i);
+        if (u < cumulative) return last_nonzero;
+    }
+    // u can round up to the total (or the running sum fall short of it): the draw belongs to the last id.
+    return last_nonzero;
+}
+
+double positive(float p) { return p > 0.0f ? double(p) : 0.0; }
+
+}  // namespace
+
+token_id argmax(std::span<const float> logits) {
+    if (logits.empty()) return -1;
+    token_id best = 0;
+    float best_logit = sane(logits[0]);
+    for (size_t i = 1; i < logits.size(); ++i) {
+        const float logit = sane(logits[i]);
+        if (logit > best_logit) best = token_id(i), best_logit = logit;
+    }
+    return best;
+}
+
+void distribution(std::span<const float> logits, int32_t n_allowed, const sampling_params& sp,
+                  std::vector<float>& probs) {
+    probs.assign(logits.size(), 0.0f);
+    if (logits.empty()) return;
+    const token_id top = allowed_argmax(logits, n_allowed, sp.banned);
+    const float max_logit = sane(logits[size_t(top)]);
+    // All allowed logits at -inf have no softmax; the one-hot keeps the "at least one non-zero id" promise.
+    if (sp.greedy() || max_logit == neg_inf) {
+        probs[size_t(top)] = 1.0f;
+        return;
+    }
+    // Per thread, so that a 150k-entry candidate list is not reallocated for every token.
+    thread_local std::vector<candidate> c;
+    softmax_weights(logits, n_allowed, sp.banned, max_logit, double(sp.temperature), c);
+    if (c.empty()) {  // nothing is allowed at all: top is the plain argmax
+        probs[size_t(top)] = 1.0f;
+        return;
+    }
+    keep_top_k(c, sp.top_k);
+    keep_top_p(c, double(sp.top_p));
+    keep_min_p(c, double(sp.min_p));
+    write_normalised(c, probs);
+}
+
+token_id sample_from(std::span<const float> probs, rng_t& rng) {
+    const token_id t = draw(probs.size(), [&](size_t i) { return positive(probs[i]); }, rng);
+    return t >= 0 ? t : 0;
+}
+
+acceptance accept_or_resample(std::span<const float> p, std::span<const float> q, token_id x, rng_t& rng) {
+    const bool in_p = x >= 0 && size_t(x) < p.size();
+    const auto q_at = [&](size_t i) -> double {
+        if (q.empty()) return i == size_t(x) ? 1.0 : 0.0;
+        return i < q.size() ? positive(q[i]) : 0.0;
+    };
+    const double px = in_p ? positive(p[size_t(x)]) : 0.0;
+    const double qx = in_p ? q_at(size_t(x)) : 0.0;
+    // A draft token with q(x) = 0 was never a legitimate proposal; rejecting it keeps the output on the target's
+    // distribution via the residual below.
+    const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+    if (qx > 0.0 && u < px / qx) return {true, x};
+    const token_id r = draw(p.size(), [&](size_t i) { return std::max(0.0, positive(p[i]) - q_at(i)); }, rng);
+    // p == q leaves no residual (rejection then only happens through rounding): the target's own draw is exact.
+    return {false, r >= 0 ? r : sample_from(p, rng)};
+}
+
+token_id sampler::sample(std::span<const float> logits, int32_t n_allowed) {
+    if (sp_.greedy()) return allowed_argmax(logits, n_allowed, sp_.banned);
+    distribution(logits, n_allowed, sp_, probs_);
+    return sample_from(probs_, rng_);
+}
+
+}  // namespace spark
