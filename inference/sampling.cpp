@@ -42,24 +42,23 @@ token_id allowed_argmax(std::span<const float> logits, int32_t n_allowed, std::s
     return best >= 0 ? best : argmax(logits);
 }
 
+// An allowed id with its logit, and after softmax_weights with its unnormalised probability. Both order the ids
+// the same way (exp is monotone), so top-k can run on logits and skip the exp for everything it drops.
 struct candidate {
-    double weight;
+    double value;
     token_id id;
 };
 
-// Higher probability first; equal probabilities by lower id, so truncation is deterministic.
+// Higher first; equal values by lower id, so truncation is deterministic.
 bool ranks_before(const candidate& a, const candidate& b) {
-    return a.weight > b.weight || (a.weight == b.weight && a.id < b.id);
+    return a.value > b.value || (a.value == b.value && a.id < b.id);
 }
 
-// Unnormalised softmax weights of the allowed ids with a non-zero weight. The maximum gets exactly 1, which also
-// handles +inf logits (inf - inf would be NaN).
-void softmax_weights(std::span<const float> logits, int32_t n_allowed, std::span<const token_id> banned,
-                     float max_logit, double temperature, std::vector<candidate>& out) {
+void collect_allowed(std::span<const float> logits, int32_t n_allowed, std::span<const token_id> banned,
+                     std::vector<candidate>& out) {
     out.clear();
     for_each_allowed(logits, n_allowed, banned, [&](token_id id, float logit) {
-        const double w = logit == max_logit ? 1.0 : std::exp((double(logit) - double(max_logit)) / temperature);
-        if (w > 0.0) out.push_back({w, id});
+        if (logit > neg_inf) out.push_back({double(logit), id});
     });
 }
 
@@ -69,22 +68,31 @@ void keep_top_k(std::vector<candidate>& c, int32_t k) {
     c.resize(size_t(k));
 }
 
+// Logits to unnormalised softmax weights, dropping those that underflow. The maximum gets exactly 1, which also
+// handles +inf logits (inf - inf would be NaN).
+void softmax_weights(std::vector<candidate>& c, double max_logit, double temperature) {
+    for (candidate& x : c) x.value = x.value == max_logit ? 1.0 : std::exp((x.value - max_logit) / temperature);
+    std::erase_if(c, [](const candidate& x) { return !(x.value > 0.0); });
+}
+
 // The nucleus is usually a small head of a large vocabulary, so the ranking is sorted in growing chunks only as far
 // as the cumulative probability needs, instead of sorting all ids.
 void keep_top_p(std::vector<candidate>& c, double top_p) {
     if (top_p >= 1.0 || c.empty()) return;
     double total = 0.0;
-    for (const candidate& x : c) total += x.weight;
+    for (const candidate& x : c) total += x.value;
     const double target = top_p * total;
     double cumulative = 0.0;
     size_t sorted = 0;
     for (size_t i = 0; i < c.size(); ++i) {
         if (i == sorted) {
-            const size_t next = std::min(c.size(), std::max<size_t>(64, 2 * sorted));
-            std::partial_sort(c.begin() + sorted, c.begin() + next, c.end(), ranks_before);
-            sorted = next;
+            const auto first = c.begin() + std::ptrdiff_t(sorted);
+            const auto next = c.begin() + std::ptrdiff_t(std::min(c.size(), std::max<size_t>(64, 4 * sorted)));
+            std::nth_element(first, next - 1, c.end(), ranks_before);
+            std::sort(first, next, ranks_before);
+            sorted = size_t(next - c.begin());
         }
-        cumulative += c[i].weight;
+        cumulative += c[i].value;
         if (cumulative >= target) {
             c.resize(i + 1);
             return;
@@ -96,15 +104,15 @@ void keep_top_p(std::vector<candidate>& c, double top_p) {
 void keep_min_p(std::vector<candidate>& c, double min_p) {
     if (min_p <= 0.0 || c.empty()) return;
     double max_weight = 0.0;
-    for (const candidate& x : c) max_weight = std::max(max_weight, x.weight);
+    for (const candidate& x : c) max_weight = std::max(max_weight, x.value);
     const double threshold = std::min(min_p, 1.0) * max_weight;
-    std::erase_if(c, [&](const candidate& x) { return x.weight < threshold; });
+    std::erase_if(c, [&](const candidate& x) { return x.value < threshold; });
 }
 
 void write_normalised(const std::vector<candidate>& c, std::vector<float>& probs) {
     double total = 0.0;
-    for (const candidate& x : c) total += x.weight;
-    for (const candidate& x : c) probs[size_t(x.id)] = float(x.weight / total);
+    for (const candidate& x : c) total += x.value;
+    for (const candidate& x : c) probs[size_t(x.id)] = float(x.value / total);
 }
 
 // Draws from weights given as a function of the id, without materialising them: the rejection path of the verifier
@@ -156,12 +164,13 @@ void distribution(std::span<const float> logits, int32_t n_allowed, const sampli
     }
     // Per thread, so that a 150k-entry candidate list is not reallocated for every token.
     thread_local std::vector<candidate> c;
-    softmax_weights(logits, n_allowed, sp.banned, max_logit, double(sp.temperature), c);
+    collect_allowed(logits, n_allowed, sp.banned, c);
     if (c.empty()) {  // nothing is allowed at all: top is the plain argmax
         probs[size_t(top)] = 1.0f;
         return;
     }
     keep_top_k(c, sp.top_k);
+    softmax_weights(c, double(max_logit), double(sp.temperature));
     keep_top_p(c, double(sp.top_p));
     keep_min_p(c, double(sp.min_p));
     write_normalised(c, probs);

@@ -107,7 +107,20 @@ double verify_cost::ratio(int b) const {
     b = std::clamp(b, 1, 16);
     if (b == 1) return 1.0;
     if (n_[b] && n_[1]) return ema_[b] / ema_[1];
-    return 1.0 + 0.08 * (b - 1);
+    double slope = 0;
+    int measured = 0;
+    for (int i = 2; i <= 16; ++i)
+        if (n_[i] && n_[1]) slope += (ema_[i] / ema_[1] - 1.0) / (i - 1), ++measured;
+    return 1.0 + (measured ? slope / measured : 0.08) * (b - 1);
+}
+
+double verify_cost::draft_ratio() const { return draft_n_ && n_[1] ? draft_ema_ / ema_[1] : 0.0; }
+
+void verify_cost::record_draft(int tokens, double seconds) {
+    if (tokens <= 0) return;
+    const double per = seconds / tokens;
+    draft_ema_ = draft_n_ ? 0.8 * draft_ema_ + 0.2 * per : per;
+    ++draft_n_;
 }
 
 void verify_cost::record(int b, double seconds) {
@@ -125,7 +138,7 @@ int speculative_decoder::choose_gamma(double a, int max_gamma) const {
     double best_rate = 1.0;  // g = 0: one token per one-position pass
     for (int g = 1; g <= max_gamma; ++g) {
         const double tokens = (1.0 - std::pow(a, g + 1)) / (1.0 - a);
-        const double rate = tokens / cost_.ratio(g + 1);
+        const double rate = tokens / (cost_.ratio(g + 1) + g * cost_.draft_ratio());
         if (rate > best_rate * 1.0001) best = g, best_rate = rate;
     }
     return best;
@@ -188,9 +201,12 @@ result<generation_result> speculative_decoder::generate(const draft_context& ctx
         const int64_t room = int64_t(target_.capacity()) - int64_t(target_.tokens().size()) - 1;
         if (room < 0) return finish(stop_reason::context_full, false, out);
 
-        int g = gp.adaptive_gamma ? choose_gamma(acc_n / (acc_n + rej_n), max_gamma) : max_gamma;
+        int g = !gp.adaptive_gamma       ? max_gamma
+                : !cost_.knows_single() ? 0
+                                        : choose_gamma(acc_n / (acc_n + rej_n), max_gamma);
         g = int(std::min<int64_t>({int64_t(g), room, int64_t(gp.max_tokens - st.generated - 1)}));
         dr.clear();
+        const auto td = clock_type::now();
         for (size_t i = 0; i < drafters_.size() && int(dr.size()) < g; ++i) {
             std::vector<token_id> ext(seq);
             ext.insert(ext.end(), dr.tokens.begin(), dr.tokens.end());
@@ -201,6 +217,7 @@ result<generation_result> speculative_decoder::generate(const draft_context& ctx
             dr.tokens.resize(size_t(g)), dr.q.resize(size_t(g)), dr.source.resize(size_t(g));
         }
         const int n_draft = int(dr.size());
+        if (n_draft > 0) cost_.record_draft(n_draft, seconds_since(td));
 
         // Verify [last, d1 .. dg] in one pass.
         batch.assign(1, seq.back());

@@ -12,8 +12,9 @@
 // output equals greedy plain output token for token, and sampled output has exactly the target's distribution.
 //
 // gamma adapts per request: expected tokens per step (1 - a^(g+1)) / (1 - a) for the running acceptance rate a,
-// divided by the measured cost of a (g+1)-position pass relative to one position, maximised over g in [0, max];
-// g = 0 wins whenever drafting does not pay, so a bad drafter never makes a request much slower than plain decoding.
+// divided by the measured cost of the step (a (g+1)-position pass plus g drafted tokens, relative to one position),
+// maximised over g in [0, max]; g = 0 wins whenever drafting does not pay, so a bad drafter never makes a request
+// much slower than plain decoding. The first step of a decoder runs plain, to measure the one-position cost.
 #pragma once
 
 #include "inference/sampling.h"
@@ -125,16 +126,22 @@ struct generation_result {
     generation_stats stats;
 };
 
-// Verify-cost curve: seconds of a pass of B positions relative to one position, learnt from the passes it sees
-// (a prior of 1 + 0.08 (B - 1) until measured).
+// Cost curve of a step, learnt from the passes it sees: seconds of a target pass of B positions relative to one
+// position (unmeasured B: the mean measured slope per extra position, or 0.08 before any), and seconds of drafting
+// one token relative to one target position (0 until measured: copying drafters are free).
 class verify_cost {
 public:
     double ratio(int b) const;
+    double draft_ratio() const;
+    bool knows_single() const { return n_[1] > 0; }
     void record(int b, double seconds);
+    void record_draft(int tokens, double seconds);
 
 private:
     double ema_[17] = {};
     uint32_t n_[17] = {};
+    double draft_ema_ = 0;
+    uint32_t draft_n_ = 0;
 };
 
 class speculative_decoder {
