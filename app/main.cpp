@@ -1,6 +1,7 @@
 // spark-ls command line: the language server (later), and tools for people debugging models and prompts.
 #include "accel/device.h"
 #include "app/bench.h"
+#include "app/bench_spec.h"
 #include "inference/default_models.h"
 #include "inference/forward.h"
 #include "inference/forward_ref.h"
@@ -33,7 +34,7 @@ commands:
   inspect M.gguf                      architecture, hyper-parameters, tensors, tokenizer, special tokens
   generate [--model M.gguf] --prompt TEXT [--suffix TEXT] [--n N] [--temp T] [--top-k K] [--top-p P]
            [--seed S] [--ctx C] [--threads W] [--draft D.gguf|default] [--ngram] [--gamma G] [--stop S]
-           [--compare] [--reference]
+           [--concurrent] [--compare] [--reference]
                                       generate text (default model: the embedded spark-target.gguf); with
                                       --suffix a fill-in-the-middle prompt; --draft/--ngram decode speculatively
                                       (--compare also runs plain decoding: speed-up, identical output); prints
@@ -43,6 +44,10 @@ commands:
   bench decode --model M.gguf [--tsv F] [--n N] [--prompt-tokens P] [--reps R]
                                       decode and prompt speed vs the memory roofline, verify cost curve,
                                       1 vs 2 workers with and without a competing process
+  bench spec [--model T.gguf --draft D.gguf] [--code-dir DIR] [--prompts P] [--replays R] [--n N] [--reps R]
+             [--tsv F] | bench spec --oracle --target T.gguf --draft D.gguf [--n N] [--prompt-tokens P] [--tsv F]
+                                      speculative decoding vs plain: drafters on FIM prompts and edit replays
+                                      cut from code (default: the embedded pair); --oracle: S(alpha) at real shapes
   accel-report --model M.gguf [--chip host|wafer] [--n N]
                                       per kernel class: measured time on this host vs projected on a chip
   make-model --preset NAME --out M.gguf [--type T] [--seed S]
@@ -340,6 +345,7 @@ int cmd_generate(const args& a) {
         plain_result = std::move(*r);
     }
     speculative_decoder dec(target, &tok, drafters);
+    dec.set_concurrent_drafting(a.has("concurrent"));
     std::fputs(a.get("prompt").c_str(), stdout);
     gp.on_text = [](std::string_view piece) {
         std::fwrite(piece.data(), 1, piece.size(), stdout);
@@ -351,6 +357,9 @@ int cmd_generate(const args& a) {
     if (!r) return report(r.error());
     if (plain_result) print_stats("plain", *plain_result);
     print_stats(drafters.empty() ? "plain" : "speculative", *r);
+    if (dec.concurrent_drafting())
+        std::fprintf(stderr, "concurrent drafting: %llu steps used a draft made during the previous verification\n",
+                     (unsigned long long)dec.concurrent_hits());
     if (plain_result) {
         const double speedup = r->stats.tokens_per_second() / std::max(1e-9, plain_result->stats.tokens_per_second());
         std::fprintf(stderr, "speed-up %.2fx | output %s plain decoding's\n", speedup,
@@ -360,7 +369,25 @@ int cmd_generate(const args& a) {
 }
 
 int cmd_bench(const args& a) {
-    if (a.positional.size() != 1 || a.positional[0] != "decode") return report({"bench: the benchmark is 'decode'"});
+    if (a.positional.size() == 1 && a.positional[0] == "spec") {
+        spec_bench_options o;
+        o.oracle = a.has("oracle") || a.has("target");
+        o.tsv_path = a.get("tsv");
+        o.model_path = a.get("model"), o.draft_path = a.get("draft"), o.code_dir = a.get("code-dir");
+        o.target_path = a.get("target"), o.oracle_draft_path = a.get("draft");
+        const std::pair<const char*, int*> ints[] = {
+            {"n", o.oracle ? &o.oracle_tokens : &o.n_tokens}, {"prompt-tokens", &o.oracle_prompt},
+            {"prompts", &o.n_prompts}, {"replays", &o.n_replays}, {"reps", &o.reps}, {"threads", &o.threads},
+            {"draft-threads", &o.draft_threads}, {"gamma", &o.max_gamma}};
+        for (const auto& [key, v] : ints) {
+            auto x = number<int>(a, key, *v);
+            if (!x) return report(x.error());
+            *v = *x;
+        }
+        return run_bench_spec(o);
+    }
+    if (a.positional.size() != 1 || a.positional[0] != "decode")
+        return report({"bench: the benchmarks are 'decode' and 'spec'"});
     if (!a.has("model")) return report({"bench: --model is required"});
     bench_options o;
     o.model_path = a.get("model");
@@ -466,7 +493,7 @@ int main(int argc, char** argv) {
         return argc < 2 ? 2 : 0;
     }
     const std::string cmd = argv[1];
-    auto a = parse_args(argc, argv, 2, {"special", "bos", "reference", "ngram", "compare"});
+    auto a = parse_args(argc, argv, 2, {"special", "bos", "reference", "ngram", "compare", "oracle"});
     if (!a) return report(a.error());
     if (cmd == "inspect") return cmd_inspect(*a);
     if (cmd == "tokenize") return cmd_tokenize(*a);

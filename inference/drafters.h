@@ -91,6 +91,7 @@ public:
     // Refuses (error naming the difference) a draft model whose vocabulary differs from the target's.
     static result<std::unique_ptr<model_drafter>> create(placed_model& draft, const model& target, int32_t n_ctx);
     std::string_view name() const override { return "draft-model"; }
+    bool runs_model() const override { return true; }
     result<void> propose(std::span<const token_id> sequence, int max_new, const sampling_params& sp, rng_t& rng,
                          int self, draft& out) override;
     model_sequence& sequence() { return seq_; }

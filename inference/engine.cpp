@@ -141,6 +141,7 @@ result<std::unique_ptr<engine>> engine::create(std::shared_ptr<const model> targ
         drafters.push_back(p->model_d.get());
     }
     p->decoder = std::make_unique<speculative_decoder>(*p->target_seq, &p->target->vocab(), drafters);
+    p->decoder->set_concurrent_drafting(cfg.concurrent_draft && p->model_d);
     return std::unique_ptr<engine>(new engine(std::move(p)));
 }
 

@@ -34,6 +34,7 @@ struct engine_config {
     bool ngram = true;           // n-gram lookup over the prompt and the request's extra texts
     bool suffix = true;          // the FIM suffix drafter
     bool known = true;           // the caller's known continuation
+    bool concurrent_draft = false;  // the draft model drafts while the target verifies (speculative.h)
 };
 
 enum class request_priority { interactive = 0, background = 1 };

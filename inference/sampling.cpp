@@ -1,6 +1,7 @@
 #include "inference/sampling.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 
@@ -54,18 +55,36 @@ bool ranks_before(const candidate& a, const candidate& b) {
     return a.value > b.value || (a.value == b.value && a.id < b.id);
 }
 
-void collect_allowed(std::span<const float> logits, int32_t n_allowed, std::span<const token_id> banned,
-                     std::vector<candidate>& out) {
-    out.clear();
-    for_each_allowed(logits, n_allowed, banned, [&](token_id id, float logit) {
-        if (logit > neg_inf) out.push_back({double(logit), id});
-    });
+// Keeps the k best candidates seen so far in a heap whose front is the worst of them, so that a scan over a large
+// vocabulary mostly costs one comparison per id and never materialises the ids top-k would drop.
+void offer(std::vector<candidate>& heap, size_t k, candidate x) {
+    if (heap.size() < k) {
+        heap.push_back(x);
+        std::push_heap(heap.begin(), heap.end(), ranks_before);
+    } else if (ranks_before(x, heap.front())) {
+        std::pop_heap(heap.begin(), heap.end(), ranks_before);
+        heap.back() = x;
+        std::push_heap(heap.begin(), heap.end(), ranks_before);
+    }
 }
 
-void keep_top_k(std::vector<candidate>& c, int32_t k) {
-    if (k <= 0 || size_t(k) >= c.size()) return;
-    std::nth_element(c.begin(), c.begin() + (k - 1), c.end(), ranks_before);
-    c.resize(size_t(k));
+// The allowed ids that can survive the chain, with their logits; top-k is applied here. Without top-p, min-p only
+// compares against the maximum, so ids clearly below its threshold are skipped before paying for their exp (the
+// margin keeps borderline ids for the exact test); with top-p they still count towards the nucleus' total.
+void collect_candidates(std::span<const float> logits, int32_t n_allowed, const sampling_params& sp, double max_logit,
+                        std::vector<candidate>& out) {
+    out.clear();
+    const double inv_t = 1.0 / double(sp.temperature);
+    const bool prefilter = sp.top_p >= 1.0f && sp.min_p > 0.0f;
+    const double floor = prefilter ? std::log(std::min(double(sp.min_p), 1.0)) - 1e-6 : -HUGE_VAL;
+    const size_t k = sp.top_k > 0 ? size_t(sp.top_k) : 0;
+    for_each_allowed(logits, n_allowed, sp.banned, [&](token_id id, float logit) {
+        if (!(logit > neg_inf) || (double(logit) - max_logit) * inv_t < floor) return;
+        if (k > 0)
+            offer(out, k, {double(logit), id});
+        else
+            out.push_back({double(logit), id});
+    });
 }
 
 // Logits to unnormalised softmax weights, dropping those that underflow. The maximum gets exactly 1, which also
@@ -75,29 +94,38 @@ void softmax_weights(std::vector<candidate>& c, double max_logit, double tempera
     std::erase_if(c, [](const candidate& x) { return !(x.value > 0.0); });
 }
 
-// The nucleus is usually a small head of a large vocabulary, so the ranking is sorted in growing chunks only as far
-// as the cumulative probability needs, instead of sorting all ids.
+// Weights in (0, 1] bucketed by the top bits of their IEEE representation (exponent and 4 mantissa bits), which
+// order like the weights themselves: a bucket never holds a weight larger than one in a higher bucket.
+constexpr uint32_t n_buckets = (0x3FF0000000000000ull >> 48) + 1;  // up to the bucket of 1.0
+uint32_t bucket_of(double weight) { return std::min(uint32_t(std::bit_cast<uint64_t>(weight) >> 48), n_buckets - 1); }
+
+// The nucleus is found without sorting, because with a flat distribution it can hold a large part of a 150k
+// vocabulary: the bucket masses locate the bucket where the cumulative probability crosses top_p, and only that
+// bucket is sorted. Ids in higher buckets rank before it and are all kept.
 void keep_top_p(std::vector<candidate>& c, double top_p) {
     if (top_p >= 1.0 || c.empty()) return;
+    thread_local std::vector<double> mass;
+    mass.assign(n_buckets, 0.0);
     double total = 0.0;
-    for (const candidate& x : c) total += x.value;
+    for (const candidate& x : c) mass[bucket_of(x.value)] += x.value, total += x.value;
     const double target = top_p * total;
-    double cumulative = 0.0;
-    size_t sorted = 0;
-    for (size_t i = 0; i < c.size(); ++i) {
-        if (i == sorted) {
-            const auto first = c.begin() + std::ptrdiff_t(sorted);
-            const auto next = c.begin() + std::ptrdiff_t(std::min(c.size(), std::max<size_t>(64, 4 * sorted)));
-            std::nth_element(first, next - 1, c.end(), ranks_before);
-            std::sort(first, next, ranks_before);
-            sorted = size_t(next - c.begin());
-        }
-        cumulative += c[i].value;
-        if (cumulative >= target) {
-            c.resize(i + 1);
+    double kept = 0.0;
+    uint32_t crossing = n_buckets - 1;
+    for (; crossing > 0; --crossing) {
+        if (mass[crossing] > 0.0 && kept + mass[crossing] >= target) break;
+        kept += mass[crossing];
+    }
+    const auto first = std::partition(c.begin(), c.end(), [&](const candidate& x) { return bucket_of(x.value) > crossing; });
+    const auto last = std::partition(first, c.end(), [&](const candidate& x) { return bucket_of(x.value) == crossing; });
+    std::sort(first, last, ranks_before);
+    for (auto it = first; it != last; ++it) {
+        kept += it->value;
+        if (kept >= target) {
+            c.erase(it + 1, c.end());
             return;
         }
     }
+    c.erase(last, c.end());  // rounding left the target out of reach by a hair: keep the whole crossing bucket
 }
 
 // min_p above 1 would exclude the maximum itself; clamping keeps the most probable ids instead of none.
@@ -164,12 +192,11 @@ void distribution(std::span<const float> logits, int32_t n_allowed, const sampli
     }
     // Per thread, so that a 150k-entry candidate list is not reallocated for every token.
     thread_local std::vector<candidate> c;
-    collect_allowed(logits, n_allowed, sp.banned, c);
+    collect_candidates(logits, n_allowed, sp, double(max_logit), c);
     if (c.empty()) {  // nothing is allowed at all: top is the plain argmax
         probs[size_t(top)] = 1.0f;
         return;
     }
-    keep_top_k(c, sp.top_k);
     softmax_weights(c, double(max_logit), double(sp.temperature));
     keep_top_p(c, double(sp.top_p));
     keep_min_p(c, double(sp.min_p));

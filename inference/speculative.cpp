@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <future>
 #include <optional>
 
 namespace spark {
@@ -186,8 +187,11 @@ result<generation_result> speculative_decoder::generate(const draft_context& ctx
     for (auto* d : drafters_) d->start(ctx);
     std::vector<token_id> seq(prompt.begin(), prompt.end());
     rng_t rng(gp.sampling.seed);
-    draft dr;
+    draft dr, ready;
     std::vector<float> p;
+    int model_drafter_index = -1;  // the last drafter that runs a model: the one that may draft concurrently
+    for (size_t i = 0; i < drafters_.size(); ++i)
+        if (drafters_[i]->runs_model()) model_drafter_index = int(i);
     std::vector<token_id> batch;
     const int max_gamma = std::clamp(gp.max_gamma, 0, 15);
     // Acceptance model for gamma: decayed counts of accepted drafted tokens and of rejections (a geometric model).
@@ -207,25 +211,56 @@ result<generation_result> speculative_decoder::generate(const draft_context& ctx
         g = int(std::min<int64_t>({int64_t(g), room, int64_t(gp.max_tokens - st.generated - 1)}));
         dr.clear();
         const auto td = clock_type::now();
-        for (size_t i = 0; i < drafters_.size() && int(dr.size()) < g; ++i) {
-            std::vector<token_id> ext(seq);
-            ext.insert(ext.end(), dr.tokens.begin(), dr.tokens.end());
-            if (auto ok = drafters_[i]->propose(ext, g - int(dr.size()), gp.sampling, rng, int(i), dr); !ok)
-                return std::unexpected(ok.error());
+        if (g > 0 && !ready.tokens.empty()) {
+            dr = std::move(ready);  // drafted concurrently with the previous verification
+            ++concurrent_hits_;
+        } else {
+            for (size_t i = 0; i < drafters_.size() && int(dr.size()) < g; ++i) {
+                std::vector<token_id> ext(seq);
+                ext.insert(ext.end(), dr.tokens.begin(), dr.tokens.end());
+                if (auto ok = drafters_[i]->propose(ext, g - int(dr.size()), gp.sampling, rng, int(i), dr); !ok)
+                    return std::unexpected(ok.error());
+            }
+            if (!dr.tokens.empty()) cost_.record_draft(int(dr.size()), seconds_since(td));
         }
-        if (int(dr.size()) > g) {  // a drafter overshot: keep the budget
+        ready.clear();
+        if (int(dr.size()) > g) {  // a drafter overshot, or gamma shrank since the concurrent draft: keep the budget
             dr.tokens.resize(size_t(g)), dr.q.resize(size_t(g)), dr.source.resize(size_t(g));
         }
         const int n_draft = int(dr.size());
-        if (n_draft > 0) cost_.record_draft(n_draft, seconds_since(td));
+
+        // Concurrent drafting: the model drafters continue from the optimistic continuation while the target
+        // verifies. They use their own random stream; the acceptance test below uses the request's.
+        std::future<result<void>> pre;
+        draft spec;
+        std::vector<token_id> optimistic;
+        if (concurrent_ && n_draft > 0 && model_drafter_index >= 0) {
+            optimistic = seq;
+            optimistic.insert(optimistic.end(), dr.tokens.begin(), dr.tokens.end());
+            const uint64_t pre_seed = gp.sampling.seed ^ (0x9E3779B97F4A7C15ull * (st.steps + 1));
+            pre = std::async(std::launch::async, [&, g, pre_seed] {
+                rng_t pre_rng(pre_seed);
+                return drafters_[size_t(model_drafter_index)]->propose(optimistic, g + 1, gp.sampling, pre_rng,
+                                                                       model_drafter_index, spec);
+            });
+        }
 
         // Verify [last, d1 .. dg] in one pass.
         batch.assign(1, seq.back());
         batch.insert(batch.end(), dr.tokens.begin(), dr.tokens.end());
         const size_t before = target_.tokens().size();
         const auto tv = clock_type::now();
-        if (auto ok = target_.append(batch, logits, true); !ok) return std::unexpected(ok.error());
-        cost_.record(int(batch.size()), seconds_since(tv));
+        auto verified = target_.append(batch, logits, true);
+        const double verify_seconds = seconds_since(tv);
+        if (pre.valid()) {
+            // Only the time spent waiting for the concurrent draft costs anything.
+            const auto tw = clock_type::now();
+            auto drafted = pre.get();
+            if (!drafted) return std::unexpected(drafted.error());
+            if (!spec.tokens.empty()) cost_.record_draft(int(spec.size()), seconds_since(tw));
+        }
+        if (!verified) return std::unexpected(verified.error());
+        cost_.record(int(batch.size()), verify_seconds);
         ++st.steps;
         st.target_positions += batch.size();
 
@@ -245,6 +280,12 @@ result<generation_result> speculative_decoder::generate(const draft_context& ctx
             next = sample_from(p, rng);
         }
         target_.truncate(before + 1 + size_t(k));
+        // The concurrent draft is usable when the block was accepted whole and its first token guessed `next`.
+        if (k == n_draft && spec.size() > 1 && spec.tokens[0] == next) {
+            ready.tokens.assign(spec.tokens.begin() + 1, spec.tokens.end());
+            ready.q.assign(spec.q.begin() + 1, spec.q.end());
+            ready.source.assign(spec.source.begin() + 1, spec.source.end());
+        }
 
         st.drafted += uint64_t(n_draft);
         st.accepted += uint64_t(k);

@@ -74,6 +74,8 @@ public:
     // `self` is this drafter's index, for out.source. Drafters that copy text append certain tokens (empty q).
     virtual result<void> propose(std::span<const token_id> sequence, int max_new, const sampling_params& sp,
                                  rng_t& rng, int self, draft& out) = 0;
+    // True for drafters that run a model on their own partition: those may draft concurrently with verification.
+    virtual bool runs_model() const { return false; }
 };
 
 // Why a generation ended.
@@ -154,6 +156,16 @@ public:
     // only the rest is evaluated. Errors: empty prompt, prompt longer than the context, model errors.
     result<generation_result> generate(const draft_context& ctx, const generation_params& gp);
 
+    // Concurrent drafting (PEARL-style pre-verify): while the target verifies [last, d1..dg], the model drafters
+    // draft on their own partition from the optimistic continuation d1..dg (their first token is their guess of the
+    // target's next token); when every draft is accepted and the guess was right, the rest is the next step's draft
+    // at no waiting time. Needs a model drafter; output is unchanged (greedy: identical; sampling: the same
+    // distribution). Pays only when the cores are not already saturated by the target: a setting chosen by
+    // measurement (bench spec).
+    void set_concurrent_drafting(bool on) { concurrent_ = on; }
+    bool concurrent_drafting() const { return concurrent_; }
+    uint64_t concurrent_hits() const { return concurrent_hits_; }
+
     // The expected-tokens-per-cost optimum for acceptance rate a (exposed for tests and the benchmark).
     int choose_gamma(double a, int max_gamma) const;
     verify_cost& cost() { return cost_; }
@@ -163,6 +175,8 @@ private:
     const tokenizer* tok_;
     std::vector<drafter*> drafters_;
     verify_cost cost_;
+    bool concurrent_ = false;
+    uint64_t concurrent_hits_ = 0;
 };
 
 }  // namespace spark

@@ -258,9 +258,10 @@ private:
 // Draws from its own table Q and reports `reported` as its distribution (equal to Q unless the test lies on purpose).
 class table_drafter final : public drafter {
 public:
-    table_drafter(std::vector<std::vector<double>> q, std::vector<std::vector<double>> reported)
-        : q_(std::move(q)), reported_(std::move(reported)) {}
+    table_drafter(std::vector<std::vector<double>> q, std::vector<std::vector<double>> reported, bool as_model = false)
+        : q_(std::move(q)), reported_(std::move(reported)), as_model_(as_model) {}
     std::string_view name() const override { return "table"; }
+    bool runs_model() const override { return as_model_; }  // lets the decoder draft it concurrently
     result<void> propose(std::span<const token_id> sequence, int max_new, const sampling_params&, rng_t& rng,
                          int self, draft& out) override {
         token_id prev = sequence.back();
@@ -279,6 +280,7 @@ public:
 
 private:
     std::vector<std::vector<double>> q_, reported_;
+    bool as_model_;
 };
 
 std::vector<std::vector<double>> random_table(int n, uint64_t seed, double zero_fraction) {
@@ -297,11 +299,13 @@ std::vector<std::vector<double>> random_table(int n, uint64_t seed, double zero_
 // Chi-squared p-value of the full draft -> verify -> bonus loop's joint distribution of 3 generated symbols against
 // the target's exact joint.
 double joint_p_value(const std::vector<std::vector<double>>& P, const std::vector<std::vector<double>>& Q,
-                     const std::vector<std::vector<double>>& reported, int gamma, int trials, uint64_t seed) {
+                     const std::vector<std::vector<double>>& reported, int gamma, int trials, uint64_t seed,
+                     bool concurrent = false) {
     const int n = int(P.size());
     table_model target(P);
-    table_drafter d(Q, reported);
+    table_drafter d(Q, reported, concurrent);
     speculative_decoder dec(target, nullptr, {&d});
+    dec.set_concurrent_drafting(concurrent);
     generation_params gp;
     gp.sampling.temperature = 1.0f;
     gp.max_tokens = 3;
@@ -336,6 +340,8 @@ TEST_CASE("speculative: sampled output has exactly the target's joint distributi
     }
     // Draft = target: same distribution, trivially.
     CHECK(joint_p_value(P, P, P, 2, trials, 77) > 1e-4);
+    // Concurrent drafting (the next block drafted during verification, with its own random stream).
+    CHECK(joint_p_value(P, Q, Q, 2, trials, 99, true) > 1e-4);
 }
 
 TEST_CASE("speculative: a drafter that misreports its distribution is caught by the joint test", "[speculative]") {
@@ -446,4 +452,31 @@ TEST_CASE("speculative: gamma follows acceptance and the verify-cost curve", "[s
     for (int i = 0; i < 10; ++i) dec.cost().record(1, 1.0), dec.cost().record(2, 2.0), dec.cost().record(3, 3.0);
     CHECK(dec.cost().ratio(2) == Approx(2.0));
     CHECK(dec.choose_gamma(0.9, 2) == 0);
+}
+
+TEST_CASE("speculative: concurrent drafting gives the same greedy output and uses its pre-drafts", "[speculative]") {
+    auto target = load_default(default_target_model);
+    auto draft_m = load_default(default_draft_model);
+    const tokenizer& tok = target->vocab();
+    accel::partition pt("target", 1), pd("draft", 1);
+    auto placed_t = placed_model::place(target, pt);
+    auto placed_d = placed_model::place(draft_m, pd);
+    REQUIRE(placed_t);
+    REQUIRE(placed_d);
+    model_sequence seq(**placed_t, 512);
+    auto md = model_drafter::create(**placed_d, *target, 512);
+    REQUIRE(md);
+    speculative_decoder plain(seq, &tok, {}), conc(seq, &tok, {md->get()});
+    conc.set_concurrent_drafting(true);
+    for (const auto& pr : make_prompts(tok, 20)) {
+        auto gp = greedy_params(tok, 3);
+        gp.max_gamma = 4;
+        auto want = plain.generate({pr.tokens, pr.suffix, {}, {}}, gp);
+        auto got = conc.generate({pr.tokens, pr.suffix, {}, {}}, gp);
+        REQUIRE(want);
+        REQUIRE(got);
+        CHECK(got->tokens == want->tokens);
+        CHECK(got->text == want->text);
+    }
+    CHECK(conc.concurrent_hits() > 0);
 }
