@@ -97,7 +97,9 @@ void softmax_weights(std::vector<candidate>& c, double max_logit, double tempera
 // Weights in (0, 1] bucketed by the top bits of their IEEE representation (exponent and 4 mantissa bits), which
 // order like the weights themselves: a bucket never holds a weight larger than one in a higher bucket.
 constexpr uint32_t n_buckets = (0x3FF0000000000000ull >> 48) + 1;  // up to the bucket of 1.0
-uint32_t bucket_of(double weight) { return std::min(uint32_t(std::bit_cast<uint64_t>(weight) >> 48), n_buckets - 1); }
+uint32_t bucket_of(double weight) {
+    return std::min(uint32_t(std::bit_cast<uint64_t>(weight) >> 48), n_buckets - 1);
+}
 
 // The nucleus is found without sorting, because with a flat distribution it can hold a large part of a 150k
 // vocabulary: the bucket masses locate the bucket where the cumulative probability crosses top_p, and only that
@@ -115,8 +117,12 @@ void keep_top_p(std::vector<candidate>& c, double top_p) {
         if (mass[crossing] > 0.0 && kept + mass[crossing] >= target) break;
         kept += mass[crossing];
     }
-    const auto first = std::partition(c.begin(), c.end(), [&](const candidate& x) { return bucket_of(x.value) > crossing; });
-    const auto last = std::partition(first, c.end(), [&](const candidate& x) { return bucket_of(x.value) == crossing; });
+    const auto first = std::partition(c.begin(), c.end(), [&](const candidate& x) {
+        return bucket_of(x.value) > crossing;
+    });
+    const auto last = std::partition(first, c.end(), [&](const candidate& x) {
+        return bucket_of(x.value) == crossing;
+    });
     std::sort(first, last, ranks_before);
     for (auto it = first; it != last; ++it) {
         kept += it->value;
@@ -216,8 +222,7 @@ acceptance accept_or_resample(std::span<const float> p, std::span<const float> q
     };
     const double px = in_p ? positive(p[size_t(x)]) : 0.0;
     const double qx = in_p ? q_at(size_t(x)) : 0.0;
-    // A draft token with q(x) = 0 was never a legitimate proposal; rejecting it keeps the output on the target's
-    // distribution via the residual below.
+    // A draft with q(x) = 0 cannot have been drawn from q; it is rejected rather than divided by zero.
     const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
     if (qx > 0.0 && u < px / qx) return {true, x};
     const token_id r = draw(p.size(), [&](size_t i) { return std::max(0.0, positive(p[i]) - q_at(i)); }, rng);

@@ -4,6 +4,7 @@
 // rule is checked statistically: drafting x ~ q and passing it through accept_or_resample must yield tokens
 // distributed exactly as p, whatever q is. A chi-squared goodness-of-fit test decides, and the same test is shown to
 // reject deliberately wrong rules, so a pass means something.
+#include "harness/stats.h"
 #include "inference/sampling.h"
 
 #include <catch2/catch.hpp>
@@ -16,6 +17,8 @@
 #include <vector>
 
 using namespace spark;
+using spark::test::chi_squared_survival;
+using spark::test::goodness_of_fit;
 
 namespace {
 
@@ -23,69 +26,6 @@ constexpr float inf = std::numeric_limits<float>::infinity();
 constexpr float nan_value = std::numeric_limits<float>::quiet_NaN();
 constexpr double significance = 1e-4;
 constexpr int trials = 1'000'000;
-
-// ---- chi-squared test ------------------------------------------------------------------------------------------
-
-// Q(a, x), the regularised upper incomplete gamma function: a series below a + 1 (where it converges fast) and
-// Lentz's continued fraction above (Numerical Recipes §6.2).
-double upper_gamma_q(double a, double x) {
-    if (x <= 0.0) return 1.0;
-    const double log_prefix = -x + a * std::log(x) - std::lgamma(a);
-    if (x < a + 1.0) {
-        double term = 1.0 / a, sum = term;
-        for (int n = 1; n < 10000 && std::abs(term) > std::abs(sum) * 1e-16; ++n) {
-            term *= x / (a + n);
-            sum += term;
-        }
-        return std::max(0.0, 1.0 - sum * std::exp(log_prefix));
-    }
-    constexpr double tiny = 1e-300;
-    double b = x + 1.0 - a, c = 1.0 / tiny, d = 1.0 / b, h = d;
-    for (int i = 1; i < 10000; ++i) {
-        const double an = -i * (i - a);
-        b += 2.0;
-        d = an * d + b;
-        if (std::abs(d) < tiny) d = tiny;
-        c = b + an / c;
-        if (std::abs(c) < tiny) c = tiny;
-        d = 1.0 / d;
-        const double delta = d * c;
-        h *= delta;
-        if (std::abs(delta - 1.0) < 1e-16) break;
-    }
-    return std::exp(log_prefix) * h;
-}
-
-double chi_squared_survival(double statistic, double degrees) { return upper_gamma_q(degrees / 2.0, statistic / 2.0); }
-
-// p-value of "observed counts were drawn from `expected` (need not be normalised)". Bins expecting fewer than 5 are
-// pooled, since the chi-squared approximation breaks down there; a count in a bin of probability 0 is impossible
-// under the hypothesis and gives p-value 0.
-double goodness_of_fit(std::span<const float> expected, std::span<const uint64_t> observed) {
-    const double total_p = std::accumulate(expected.begin(), expected.end(), 0.0);
-    const double n = double(std::accumulate(observed.begin(), observed.end(), uint64_t(0)));
-    std::vector<std::pair<double, double>> bins;  // (expected, observed)
-    double pool_e = 0.0, pool_o = 0.0;
-    for (size_t i = 0; i < expected.size(); ++i) {
-        const double e = n * double(expected[i]) / total_p;
-        if (e <= 0.0) {
-            if (observed[i] > 0) return 0.0;
-            continue;
-        }
-        pool_e += e;
-        pool_o += double(observed[i]);
-        if (pool_e >= 5.0) bins.push_back({pool_e, pool_o}), pool_e = pool_o = 0.0;
-    }
-    if (pool_e > 0.0) {
-        if (bins.empty()) return 1.0;
-        bins.back().first += pool_e;
-        bins.back().second += pool_o;
-    }
-    if (bins.size() < 2) return 1.0;
-    double statistic = 0.0;
-    for (auto [e, o] : bins) statistic += (o - e) * (o - e) / e;
-    return chi_squared_survival(statistic, double(bins.size() - 1));
-}
 
 // ---- reference distribution ------------------------------------------------------------------------------------
 
@@ -242,8 +182,8 @@ void require_output_follows_p(rule_fn rule, std::span<const float> p, std::span<
     require_rate(s.accepted, expected_acceptance(p, q));
 }
 
-// Wrong rules that a weaker test could let through: both accept the right tokens at the right rate but draw the
-// replacement from the wrong distribution (or never reject at all).
+// Wrong rules. The first accepts exactly as often as the right one and only draws its replacements from p instead of
+// the residual, so neither the acceptance rate nor a glance at the output tells it apart; the second never rejects.
 acceptance resample_from_p(std::span<const float> p, std::span<const float> q, token_id x, rng_t& rng) {
     const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
     if (q[size_t(x)] > 0.0f && u < double(p[size_t(x)]) / double(q[size_t(x)])) return {true, x};
@@ -459,7 +399,9 @@ TEST_CASE("sampler matches distribution followed by sample_from", "[sampling]") 
         // Greedy skips the distribution but must agree with its one-hot.
         std::vector<float> probs;
         distribution(logits, 450, sp, probs);
-        CHECK(sampler(sp).sample(logits, 450) == token_id(std::max_element(probs.begin(), probs.end()) - probs.begin()));
+        const auto one_hot = std::max_element(probs.begin(), probs.end());
+        CHECK(*one_hot == 1.0f);
+        CHECK(sampler(sp).sample(logits, 450) == token_id(one_hot - probs.begin()));
 
         sp.temperature = 0.8f;
         sp.top_k = 40;

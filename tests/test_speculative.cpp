@@ -325,7 +325,7 @@ double joint_p_value(const std::vector<std::vector<double>>& P, const std::vecto
             for (int c = 0; c < n; ++c)
                 expected[size_t((a * n + b) * n + c)] =
                     trials * P[0][size_t(a)] * P[size_t(a)][size_t(b)] * P[size_t(b)][size_t(c)];
-    return test::chi_squared_p_value(observed, expected);
+    return test::goodness_of_fit(std::span<const double>(expected), std::span<const double>(observed));
 }
 
 }  // namespace

@@ -1,63 +1,83 @@
-// Goodness-of-fit for the sampling tests: Pearson's chi-squared statistic and its p-value.
+// Goodness-of-fit for the sampling tests: Pearson's chi-squared test with its p-value.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
-#include <cstddef>
+#include <cstdint>
+#include <numeric>
 #include <span>
+#include <utility>
 #include <vector>
 
 namespace spark::test {
 
-// Regularised upper incomplete gamma Q(a, x) (Numerical Recipes' series / continued fraction split at x = a + 1).
-inline double gamma_q(double a, double x) {
-    if (x <= 0) return 1.0;
-    const double gln = std::lgamma(a);
-    if (x < a + 1) {
-        double sum = 1.0 / a, del = sum, ap = a;
-        for (int n = 0; n < 10000; ++n) {
-            del *= x / ++ap;
-            sum += del;
-            if (std::fabs(del) < std::fabs(sum) * 1e-15) break;
+// Q(a, x), the regularised upper incomplete gamma function: a series below a + 1 (where it converges fast) and
+// Lentz's continued fraction above (Numerical Recipes §6.2).
+inline double upper_gamma_q(double a, double x) {
+    if (x <= 0.0) return 1.0;
+    const double log_prefix = -x + a * std::log(x) - std::lgamma(a);
+    if (x < a + 1.0) {
+        double term = 1.0 / a, sum = term;
+        for (int n = 1; n < 10000 && std::abs(term) > std::abs(sum) * 1e-16; ++n) {
+            term *= x / (a + n);
+            sum += term;
         }
-        return 1.0 - sum * std::exp(-x + a * std::log(x) - gln);
+        return std::max(0.0, 1.0 - sum * std::exp(log_prefix));
     }
-    const double tiny = 1e-300;
-    double b = x + 1 - a, c = 1 / tiny, d = 1 / b, h = d;
+    constexpr double tiny = 1e-300;
+    double b = x + 1.0 - a, c = 1.0 / tiny, d = 1.0 / b, h = d;
     for (int i = 1; i < 10000; ++i) {
         const double an = -i * (i - a);
-        b += 2;
+        b += 2.0;
         d = an * d + b;
-        if (std::fabs(d) < tiny) d = tiny;
+        if (std::abs(d) < tiny) d = tiny;
         c = b + an / c;
-        if (std::fabs(c) < tiny) c = tiny;
-        d = 1 / d;
-        const double del = d * c;
-        h *= del;
-        if (std::fabs(del - 1) < 1e-15) break;
+        if (std::abs(c) < tiny) c = tiny;
+        d = 1.0 / d;
+        const double delta = d * c;
+        h *= delta;
+        if (std::abs(delta - 1.0) < 1e-16) break;
     }
-    return std::exp(-x + a * std::log(x) - gln) * h;
+    return std::exp(log_prefix) * h;
 }
 
-// p-value of observed counts against expected counts. Cells with expected < 5 are pooled into one cell (an observed
-// count in a cell of expectation 0 gives p = 0: an impossible outcome happened).
-inline double chi_squared_p_value(std::span<const double> observed, std::span<const double> expected) {
-    double stat = 0, pool_o = 0, pool_e = 0;
-    int cells = 0;
-    for (size_t i = 0; i < observed.size(); ++i) {
-        if (expected[i] <= 0) {
+inline double chi_squared_survival(double statistic, double degrees) { return upper_gamma_q(degrees / 2.0, statistic / 2.0); }
+
+// p-value of "observed counts were drawn from `expected` (need not be normalised)". Bins expecting fewer than 5 are
+// pooled, since the chi-squared approximation breaks down there; a count in a bin of probability 0 is impossible
+// under the hypothesis and gives p-value 0.
+template <class E, class O>
+inline double goodness_of_fit_of(std::span<const E> expected, std::span<const O> observed) {
+    const double total_p = std::accumulate(expected.begin(), expected.end(), 0.0);
+    const double n = double(std::accumulate(observed.begin(), observed.end(), O(0)));
+    std::vector<std::pair<double, double>> bins;  // (expected, observed)
+    double pool_e = 0.0, pool_o = 0.0;
+    for (size_t i = 0; i < expected.size(); ++i) {
+        const double e = n * double(expected[i]) / total_p;
+        if (e <= 0.0) {
             if (observed[i] > 0) return 0.0;
             continue;
         }
-        if (expected[i] < 5) {
-            pool_o += observed[i], pool_e += expected[i];
-            continue;
-        }
-        stat += (observed[i] - expected[i]) * (observed[i] - expected[i]) / expected[i];
-        ++cells;
+        pool_e += e;
+        pool_o += double(observed[i]);
+        if (pool_e >= 5.0) bins.push_back({pool_e, pool_o}), pool_e = pool_o = 0.0;
     }
-    if (pool_e > 0) stat += (pool_o - pool_e) * (pool_o - pool_e) / pool_e, ++cells;
-    if (cells < 2) return 1.0;
-    return gamma_q(0.5 * (cells - 1), 0.5 * stat);
+    if (pool_e > 0.0) {
+        if (bins.empty()) return 1.0;
+        bins.back().first += pool_e;
+        bins.back().second += pool_o;
+    }
+    if (bins.size() < 2) return 1.0;
+    double statistic = 0.0;
+    for (auto [e, o] : bins) statistic += (o - e) * (o - e) / e;
+    return chi_squared_survival(statistic, double(bins.size() - 1));
+}
+
+inline double goodness_of_fit(std::span<const float> expected, std::span<const uint64_t> observed) {
+    return goodness_of_fit_of(expected, observed);
+}
+inline double goodness_of_fit(std::span<const double> expected, std::span<const double> observed) {
+    return goodness_of_fit_of(expected, observed);
 }
 
 }  // namespace spark::test
