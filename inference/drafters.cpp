@@ -21,7 +21,10 @@ void model_sequence::truncate(size_t n) {
 }
 
 result<void> model_sequence::append(std::span<const token_id> t, std::vector<float>& logits, bool all) {
-    if (auto ok = pm_.forward(cache_, t, logits, all); !ok) return ok;
+    if (auto ok = pm_.forward(cache_, t, logits, all); !ok) {
+        cache_.truncate(int32_t(tokens_.size()));  // a later chunk failed (cancelled): drop the earlier ones too
+        return ok;
+    }
     tokens_.insert(tokens_.end(), t.begin(), t.end());
     return {};
 }

@@ -78,6 +78,7 @@ public:
     std::span<const token_id> tokens() const override { return tokens_; }
     void truncate(size_t n) override;
     result<void> append(std::span<const token_id> t, std::vector<float>& logits, bool all) override;
+    void set_cancel(const std::atomic<bool>* flag) override { pm_.set_cancel(flag); }
     placed_model& placed() { return pm_; }
 
 private:

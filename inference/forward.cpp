@@ -187,6 +187,7 @@ result<void> placed_model::forward(kv_cache& cache, std::span<const token_id> to
                            &I.x[size_t(j) * d], d);
 
         for (int32_t l = 0; l < hp.n_layer; ++l) {
+            if (cancel_ && cancel_->load(std::memory_order_relaxed)) return fail("cancelled");
             const auto& L = w.layers[size_t(l)];
             auto& P = I.layers[size_t(l)];
             ++stats.layer_hops;

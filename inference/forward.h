@@ -12,6 +12,7 @@
 #include "inference/kv_cache.h"
 #include "inference/model.h"
 
+#include <atomic>
 #include <memory>
 #include <span>
 #include <vector>
@@ -36,6 +37,9 @@ public:
     // On (the default), each pass asks the partition's worker_governor whether to use all workers or one, and
     // reports its time; off, every pass uses all workers (tests that must exercise the parallel path).
     void set_adaptive_workers(bool on) { adaptive_ = on; }
+    // A flag checked between layers: when it is set, forward stops and returns the error "cancelled" with the
+    // cache unchanged (positions are committed only when a chunk completes). Null: never.
+    void set_cancel(const std::atomic<bool>* flag) { cancel_ = flag; }
 
 private:
     struct impl;
@@ -44,6 +48,7 @@ private:
     accel::partition* partition_ = nullptr;
     std::unique_ptr<impl> impl_;
     bool adaptive_ = true;
+    const std::atomic<bool>* cancel_ = nullptr;
 };
 
 }  // namespace spark

@@ -167,6 +167,12 @@ result<generation_result> speculative_decoder::generate(const draft_context& ctx
         return res;
     };
     output_text out(tok_, gp);
+    // The target checks the flag between layers too, so even a long prompt chunk stops within a layer.
+    struct cancel_scope {
+        sequence_model& m;
+        ~cancel_scope() { m.set_cancel(nullptr); }
+    } scope{target_};
+    target_.set_cancel(gp.cancel);
 
     // Prefix reuse: keep the longest common prefix of the state with prompt[0, n - 1); the last prompt token is
     // evaluated by the first step, together with the first draft.
@@ -180,7 +186,10 @@ result<generation_result> speculative_decoder::generate(const draft_context& ctx
     for (size_t at = reuse; at < head.size(); at += prompt_chunk) {
         if (cancelled()) return finish(stop_reason::cancelled, true, out);
         const auto part = head.subspan(at, std::min(prompt_chunk, head.size() - at));
-        if (auto ok = target_.append(part, logits, false); !ok) return std::unexpected(ok.error());
+        if (auto ok = target_.append(part, logits, false); !ok) {
+            if (cancelled()) return finish(stop_reason::cancelled, true, out);
+            return std::unexpected(ok.error());
+        }
     }
     st.prompt_seconds = seconds_since(t0);
 
@@ -259,7 +268,10 @@ result<generation_result> speculative_decoder::generate(const draft_context& ctx
             if (!drafted) return std::unexpected(drafted.error());
             if (!spec.tokens.empty()) cost_.record_draft(int(spec.size()), seconds_since(tw));
         }
-        if (!verified) return std::unexpected(verified.error());
+        if (!verified) {
+            if (cancelled()) return finish(stop_reason::cancelled, true, out);
+            return std::unexpected(verified.error());
+        }
         cost_.record(int(batch.size()), verify_seconds);
         ++st.steps;
         st.target_positions += batch.size();

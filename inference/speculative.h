@@ -44,6 +44,9 @@ public:
     virtual void truncate(size_t n) = 0;      // keep the first n positions
     // Appends tokens to the state; logits gets one row of n_vocab per appended token (all) or only the last row.
     virtual result<void> append(std::span<const token_id> t, std::vector<float>& logits, bool all) = 0;
+    // A flag append() may check inside a long evaluation (between layers); when it fires append fails and the
+    // state is unchanged. Null: none.
+    virtual void set_cancel(const std::atomic<bool>* flag) {}
 };
 
 // A token block proposed for verification. q[i] is the drafter's final distribution for tokens[i] (same sampling

@@ -480,3 +480,28 @@ TEST_CASE("speculative: concurrent drafting gives the same greedy output and use
     }
     CHECK(conc.concurrent_hits() > 0);
 }
+
+TEST_CASE("speculative: a cancel flag stops a long evaluation between layers and leaves the state intact",
+          "[speculative]") {
+    auto target = load_default(default_target_model);
+    accel::partition pt("target", 2);
+    auto placed = placed_model::place(target, pt);
+    REQUIRE(placed);
+    const auto prompts = make_prompts(target->vocab(), 1);
+    const auto& toks = prompts[0].tokens;
+    model_sequence a(**placed, 256), b(**placed, 256);
+    std::vector<float> la, lb;
+    REQUIRE(a.append(std::span(toks).first(5), la, false));
+    std::atomic<bool> flag{true};
+    a.set_cancel(&flag);
+    auto r = a.append(std::span(toks).subspan(5, 30), la, false);  // two chunks of the forward pass
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message == "cancelled");
+    CHECK(a.tokens().size() == 5);
+    flag = false;
+    REQUIRE(a.append(std::span(toks).subspan(5, 30), la, true));
+    a.set_cancel(nullptr);
+    REQUIRE(b.append(std::span(toks).first(35), lb, true));
+    REQUIRE(lb.size() >= la.size());
+    CHECK(std::memcmp(la.data(), lb.data() + (lb.size() - la.size()), la.size() * sizeof(float)) == 0);
+}
