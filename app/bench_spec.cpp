@@ -18,12 +18,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <optional>
 #include <sstream>
 
 namespace spark {
@@ -386,18 +384,21 @@ void print_per_prompt(const std::vector<code_case>& cases, const std::vector<con
     }
 }
 
-// Runs every case with every configuration, plain first, `reps` times each; marks outputs that differ from plain.
+// Runs every case with every configuration, `reps` times each; marks outputs that differ from plain. Plain runs
+// first in the first round (its output is the reference) and the order rotates in later rounds: a configuration
+// that runs right after one with a draft model finds the target's weights partly evicted from the caches.
 result<int> measure(std::vector<code_case>& cases, std::vector<config>& configs, const generation_params& gp, int reps,
                     std::vector<std::vector<measured>>& m) {
     m.assign(cases.size(), std::vector<measured>(configs.size()));
     int mismatches = 0;
     for (size_t k = 0; k < cases.size(); ++k) {
         for (int r = 0; r < reps; ++r)
-            for (size_t ci = 0; ci < configs.size(); ++ci) {
+            for (size_t turn = 0; turn < configs.size(); ++turn) {
+                const size_t ci = (turn + size_t(r)) % configs.size();
                 measured one;
                 if (auto ok = run_case(configs[ci], cases[k], gp, one); !ok) return std::unexpected(ok.error());
                 auto& best = m[k][ci];
-                const auto& reference = ci == 0 ? (r == 0 ? one.tokens : best.tokens) : m[k][0].tokens;
+                const auto& reference = ci == 0 && r == 0 ? one.tokens : m[k][0].tokens;
                 if (one.tokens != reference) {
                     size_t at = 0;
                     while (at < std::min(one.tokens.size(), reference.size()) && one.tokens[at] == reference[at]) ++at;
@@ -455,9 +456,14 @@ int run_code(const spec_bench_options& o, const tsv_writer& tsv) {
     std::printf("load average at start: %s\n", load_average().c_str());
     std::printf("target %s (%d workers), draft model %s (%d workers, runs between target passes on the same cores)\n",
                 tpath->c_str(), tpart.n_workers(), dpath->c_str(), dpart.n_workers());
-    std::printf("greedy; context %d; max gamma %d, adaptive; best of %d runs per prompt and configuration; "
-                "draft model's prompt evaluated before the timed decode\n",
-                n_ctx, o.max_gamma, o.reps);
+    const bool fixed = o.fixed_gamma > 0;
+    const std::string tag = fixed ? "-g" + std::to_string(o.fixed_gamma) : "";  // TSV names of a fixed-gamma run
+    if (fixed)
+        std::printf("greedy; context %d; FIXED gamma %d (adaptive rule off); ", n_ctx, o.fixed_gamma);
+    else
+        std::printf("greedy; context %d; gamma adaptive, up to %d; ", n_ctx, o.max_gamma);
+    std::printf("best of %d runs per prompt and configuration; the draft model's prompt is evaluated before the "
+                "timed decode\n", o.reps);
 
     // Cheapest first, as the engine orders them.
     suffix_drafter sfx[3];
@@ -493,8 +499,8 @@ int run_code(const spec_bench_options& o, const tsv_writer& tsv) {
     }
 
     generation_params gp;
-    gp.max_gamma = std::clamp(o.max_gamma, 0, accel::max_batch - 1);
-    gp.adaptive_gamma = true;
+    gp.max_gamma = std::clamp(fixed ? o.fixed_gamma : o.max_gamma, 0, accel::max_batch - 1);
+    gp.adaptive_gamma = !fixed;
     for (token_id t : {sp.eos, sp.eot})
         if (t >= 0) gp.stop_tokens.push_back(t);
     for (token_id t : {sp.bos, sp.fim_pre, sp.fim_suf, sp.fim_mid, sp.fim_pad, sp.fim_rep, sp.fim_sep})
@@ -518,7 +524,7 @@ int run_code(const spec_bench_options& o, const tsv_writer& tsv) {
         auto mm = measure(fim, configs, gp, std::max(1, o.reps), mf);
         if (!mm) return report(mm.error());
         mismatches += *mm;
-        print_table("fim", fim, configs, mf, tsv, fim_s);
+        print_table(("fim" + tag).c_str(), fim, configs, mf, tsv, fim_s);
         std::printf("\nper prompt: plain decode tok/s, then speed-up per configuration (x: output identical to "
                     "plain, !: differs)\n");
         print_per_prompt(fim, configs, mf);
@@ -530,7 +536,7 @@ int run_code(const spec_bench_options& o, const tsv_writer& tsv) {
         auto mm = measure(replays, configs, gp, std::max(1, o.reps), mr);
         if (!mm) return report(mm.error());
         mismatches += *mm;
-        print_table("replay", replays, configs, mr, tsv, rep_s);
+        print_table(("replay" + tag).c_str(), replays, configs, mr, tsv, rep_s);
         std::printf("\nper replay:\n");
         print_per_prompt(replays, configs, mr);
     } else {
@@ -556,9 +562,14 @@ int run_code(const spec_bench_options& o, const tsv_writer& tsv) {
     if (all_min < 1e30)
         std::printf("  slowest prompt of all %zu: %.2fx of plain at %s (goal >= 0.95x: %s)\n", fim.size() + replays.size(),
                     all_min, all_min_case.c_str(), all_min >= 0.95 ? "met" : "NOT met");
-    tsv.row("all.ngram+suffix.speedup_min", 0, all_min < 1e30 ? all_min : 0);
+    tsv.row("all" + tag + ".ngram+suffix.speedup_min", 0, all_min < 1e30 ? all_min : 0);
     if (!rep_s.empty()) tsv.row("goal.replay_speedup", 0, 2.5);
     tsv.row("goal.min_speedup", 0, 0.95);
+    // The adaptive rule drafts only where expected tokens per step beat the verify pass's cost, so the learnt cost
+    // curve explains most of what the table shows.
+    std::printf("verify cost(B)/cost(1) learnt by the ngram+suffix decoder:");
+    for (int b = 1; b <= gp.max_gamma + 1; ++b) std::printf(" %d:%.2f", b, configs[ns].dec->cost().ratio(b));
+    std::printf("\n");
     if (mismatches) {
         std::printf("\nFAILED: %d speculative outputs differ from plain greedy decoding (see MISMATCH lines)\n",
                     mismatches);
@@ -583,6 +594,7 @@ public:
                          int self, draft& out) override {
         return inner ? inner->propose(sequence, max_new, sp, rng, self, out) : result<void>{};
     }
+    bool runs_model() const override { return inner && inner->runs_model(); }
 };
 
 // The oracle's tokens at a draft model's price. The draft model evaluates what model_drafter would if it had
@@ -594,6 +606,7 @@ class costed_oracle final : public drafter {
 public:
     costed_oracle(drafter& oracle, model_sequence& draft) : oracle_(oracle), seq_(draft) {}
     std::string_view name() const override { return "oracle+draft-model"; }
+    bool runs_model() const override { return true; }  // may draft concurrently with verification
     void start(const draft_context& ctx) override { oracle_.start(ctx); }
     result<void> propose(std::span<const token_id> sequence, int max_new, const sampling_params& sp, rng_t& rng,
                          int self, draft& out) override {
@@ -700,7 +713,9 @@ int run_oracle(const spec_bench_options& o, const tsv_writer& tsv) {
     };
     auto decode_s = [](const generation_result& r) { return r.stats.seconds - r.stats.prompt_seconds; };
 
-    // Plain decoding: the truth, and the time every S is relative to (best of the runs before and after the sweep).
+    // Plain decoding: the truth, and the times S is relative to. A plain run sits between every two groups of
+    // measurements and each group is compared with the faster of its two neighbours, so that a change in the
+    // machine's load during the sweep moves plain and speculative times alike.
     std::vector<token_id> truth;
     double plain_before = 1e30;
     for (int r = 0; r < 2; ++r) {
@@ -712,20 +727,23 @@ int run_oracle(const spec_bench_options& o, const tsv_writer& tsv) {
     }
     std::printf("plain decoding: %.2f tok/s\n", n / plain_before);
     std::fflush(stdout);
+    std::vector<double> plain_between{plain_before};  // [group boundary]
 
     struct point {
         double s = 0, acceptance = 0, tokens_per_step = 0, gamma_mean = 0, seconds = 0;
     };
     const int n_alpha = int(o.alphas.size());
     // [variant][alpha][0: adaptive, g: fixed gamma g]
-    std::vector<std::vector<std::vector<point>>> pts(2, std::vector<std::vector<point>>(size_t(n_alpha),
+    constexpr int n_variants = 3;
+    std::vector<std::vector<std::vector<point>>> pts(n_variants, std::vector<std::vector<point>>(size_t(n_alpha),
                                                                                          std::vector<point>(size_t(max_gamma) + 1)));
     int mismatches = 0;
     double draft_seconds = 0;
     uint64_t draft_passes = 0;
-    for (int v = 0; v < 2; ++v)
+    for (int v = 0; v < n_variants; ++v)
         for (int ai = 0; ai < n_alpha; ++ai) {
             const double alpha = o.alphas[size_t(ai)];
+            dec.set_concurrent_drafting(v == 2);
             // Fixed gammas first: they also teach the decoder the verify cost of every batch size the adaptive
             // rule may choose.
             for (int g = 1; g <= max_gamma + 1; ++g) {
@@ -736,8 +754,8 @@ int run_oracle(const spec_bench_options& o, const tsv_writer& tsv) {
                 auto r = run(d, adaptive, adaptive ? max_gamma : g);
                 if (!r) return report(r.error());
                 if (r->tokens != truth) {
-                    std::printf("MISMATCH: %s alpha %.2f gamma %s differs from plain greedy decoding\n",
-                                v ? "oracle+draft" : "oracle", alpha, adaptive ? "adaptive" : std::to_string(g).c_str());
+                    std::printf("MISMATCH: variant %d alpha %.2f gamma %s differs from plain greedy decoding\n", v,
+                                alpha, adaptive ? "adaptive" : std::to_string(g).c_str());
                     ++mismatches;
                 }
                 auto& p = pts[size_t(v)][size_t(ai)][adaptive ? 0 : size_t(g)];
@@ -748,14 +766,20 @@ int run_oracle(const spec_bench_options& o, const tsv_writer& tsv) {
                 p.gamma_mean = st.steps ? double(st.drafted) / double(st.steps) : 0;
                 draft_seconds += costed.seconds, draft_passes += costed.passes;
             }
-            std::fprintf(stderr, "\r%s alpha %.2f done", v ? "oracle+draft" : "oracle", alpha);
+            auto between = run(nullptr, false, 0);
+            if (!between) return report(between.error());
+            if (between->tokens != truth) return report({"bench spec: plain greedy decoding is not deterministic"});
+            plain_between.push_back(decode_s(*between));
+            const double ref = std::min(plain_between[plain_between.size() - 2], plain_between.back());
+            for (auto& p : pts[size_t(v)][size_t(ai)]) p.s = ref / p.seconds;
+            std::fprintf(stderr, "\rvariant %d alpha %.2f done", v, alpha);
         }
+    dec.set_concurrent_drafting(false);
     std::fprintf(stderr, "\n");
-    auto after = run(nullptr, false, 0);
-    if (!after) return report(after.error());
-    const double plain = std::min(plain_before, decode_s(*after));
-    std::printf("plain decoding after the sweep: %.2f tok/s (S uses the faster of before and after: %.2f tok/s)\n",
-                n / decode_s(*after), n / plain);
+    const auto [fastest, slowest] = std::ranges::minmax(plain_between);  // seconds
+    const double plain = fastest;
+    std::printf("plain decoding between the groups: %.2f .. %.2f tok/s (each group of S is relative to its two "
+                "neighbours)\n", n / slowest, n / fastest);
     tsv.row("oracle.plain_tok_s", 0, n / plain);
 
     std::printf("verify cost(B)/cost(1) learnt by the decoder:");
@@ -769,9 +793,10 @@ int run_oracle(const spec_bench_options& o, const tsv_writer& tsv) {
                 "(%.2f ms)\n", 1e3 * draft_pass, draft_pass / target_pass, 1e3 * target_pass);
     tsv.row("oracle.draft_cost_ratio", 0, draft_pass / target_pass);
 
-    const char* vname[2] = {"oracle", "oracle+draft"};
-    const char* vlabel[2] = {"oracle alone (verify cost only)", "oracle + draft model cost"};
-    for (int v = 0; v < 2; ++v) {
+    const char* vname[n_variants] = {"oracle", "oracle+draft", "oracle+draft.concurrent"};
+    const char* vlabel[n_variants] = {"oracle alone (verify cost only)", "oracle + draft model cost",
+                                      "oracle + draft model cost, drafting concurrently with verification"};
+    for (int v = 0; v < n_variants; ++v) {
         std::printf("\n-- %s: S(alpha) = plain time / speculative time, same %d tokens\n", vlabel[v], n);
         std::printf("%6s %10s %8s %8s %9s %12s", "alpha", "S adaptive", "gamma", "accept", "tok/step", "best fixed");
         for (int g = 1; g <= max_gamma; ++g) std::printf("   g=%d", g);
@@ -779,7 +804,6 @@ int run_oracle(const spec_bench_options& o, const tsv_writer& tsv) {
         for (int ai = 0; ai < n_alpha; ++ai) {
             const double alpha = o.alphas[size_t(ai)];
             auto& row = pts[size_t(v)][size_t(ai)];
-            for (auto& p : row) p.s = plain / p.seconds;
             int best = 1;
             for (int g = 2; g <= max_gamma; ++g)
                 if (row[size_t(g)].s > row[size_t(best)].s) best = g;
@@ -797,8 +821,37 @@ int run_oracle(const spec_bench_options& o, const tsv_writer& tsv) {
         }
     }
     std::printf("\nS adaptive: gamma chosen per step by the decoder's rule (generation_params.adaptive_gamma), up to "
-                "%d; gamma: mean drafted tokens per step; accept: measured acceptance of the run; best fixed: the "
-                "fastest of gamma = 1..%d drafted every step\n", max_gamma, max_gamma);
+                "%d; gamma: mean drafted tokens per step; accept: accepted / drafted tokens of the run (below alpha: "
+                "the tokens after a rejection count as drafted); best fixed: the fastest of gamma = 1..%d drafted "
+                "every step (one run each, so the maximum of 8 noisy points leans high)\n", max_gamma, max_gamma);
+    // The wafer-class preset, where draft and target sit on disjoint cores: the counters of a plain run and of an
+    // alpha = 0.8 run (oracle + draft model, adaptive gamma) projected from bytes and flops. Drafting sequentially
+    // costs draft + target time; drafting concurrently (pre-verify) about max(draft, target). A projection, labelled.
+    {
+        const auto chip = accel::wafer_preset();
+        auto cores_for = [&](uint64_t bytes) {
+            return int(std::min<uint64_t>(uint64_t(chip.n_cores), bytes / chip.local_memory_per_core + 1));
+        };
+        const uint64_t tb = (*tp)->weight_bytes(), db = (*dp)->weight_bytes();
+        tpart.stats().clear(), dpart.stats().clear();
+        auto plain_run = run(nullptr, false, 0);
+        if (!plain_run) return report(plain_run.error());
+        const double p_plain = accel::projected_seconds(tpart.stats(), chip, cores_for(tb), tb);
+        tpart.stats().clear(), dpart.stats().clear();
+        oracle_drafter oracle(truth, 0.8, target.n_vocab(), 808);
+        costed_oracle costed(oracle, draft_seq);
+        auto spec_run = run(&costed, true, max_gamma);
+        if (!spec_run) return report(spec_run.error());
+        const double p_t = accel::projected_seconds(tpart.stats(), chip, cores_for(tb), tb);
+        const double p_d = accel::projected_seconds(dpart.stats(), chip, cores_for(db), db);
+        std::printf("\n-- projection on the '%s' preset (%d + %d cores hold target + draft), alpha 0.8, adaptive "
+                    "gamma: plain %.3f ms/token; speculative %.3f ms/token drafting sequentially (S = %.2fx), "
+                    "%.3f ms/token drafting concurrently (S = %.2fx)\n",
+                    chip.name.c_str(), cores_for(tb), cores_for(db), 1e3 * p_plain / n, 1e3 * (p_t + p_d) / n,
+                    p_plain / (p_t + p_d), 1e3 * std::max(p_t, p_d) / n, p_plain / std::max(p_t, p_d));
+        tsv.row("oracle.wafer.S_sequential", 0.8, p_plain / (p_t + p_d));
+        tsv.row("oracle.wafer.S_concurrent", 0.8, p_plain / std::max(p_t, p_d));
+    }
     if (mismatches) {
         std::printf("FAILED: %d speculative outputs differ from plain greedy decoding\n", mismatches);
         return 1;

@@ -19,6 +19,7 @@ struct spec_bench_options {
     int n_tokens = 64;        // tokens per FIM completion (at most; a completion may end earlier)
     int n_replays = 8;        // edit replays
     int reps = 3;             // runs per prompt and configuration; the fastest counts
+    int fixed_gamma = 0;      // > 0: draft this many tokens whenever a drafter can (adaptive gamma off)
 
     // S(alpha) with an oracle drafter at real shapes.
     bool oracle = false;

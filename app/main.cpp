@@ -45,7 +45,8 @@ commands:
                                       decode and prompt speed vs the memory roofline, verify cost curve,
                                       1 vs 2 workers with and without a competing process
   bench spec [--model T.gguf --draft D.gguf] [--code-dir DIR] [--prompts P] [--replays R] [--n N] [--reps R]
-             [--tsv F] | bench spec --oracle --target T.gguf --draft D.gguf [--n N] [--prompt-tokens P] [--tsv F]
+             [--fixed-gamma G] [--tsv F]
+  bench spec --oracle --target T.gguf --draft D.gguf [--n N] [--prompt-tokens P] [--draft-threads W] [--tsv F]
                                       speculative decoding vs plain: drafters on FIM prompts and edit replays
                                       cut from code (default: the embedded pair); --oracle: S(alpha) at real shapes
   accel-report --model M.gguf [--chip host|wafer] [--n N]
@@ -378,7 +379,8 @@ int cmd_bench(const args& a) {
         const std::pair<const char*, int*> ints[] = {
             {"n", o.oracle ? &o.oracle_tokens : &o.n_tokens}, {"prompt-tokens", &o.oracle_prompt},
             {"prompts", &o.n_prompts}, {"replays", &o.n_replays}, {"reps", &o.reps}, {"threads", &o.threads},
-            {"draft-threads", &o.draft_threads}, {"gamma", &o.max_gamma}};
+            {"draft-threads", &o.draft_threads}, {"gamma", &o.max_gamma},
+            {"fixed-gamma", &o.fixed_gamma}};
         for (const auto& [key, v] : ints) {
             auto x = number<int>(a, key, *v);
             if (!x) return report(x.error());
