@@ -204,7 +204,8 @@ result<generation_result> speculative_decoder::generate(const draft_context& ctx
     std::vector<token_id> batch;
     const int max_gamma = std::clamp(gp.max_gamma, 0, 15);
     // Acceptance model for gamma: decayed counts of accepted drafted tokens and of rejections (a geometric model).
-    double acc_n = 2.0, rej_n = 1.0;  // prior: a = 2/3
+    double& acc_n = accepted_ema_;  // kept across requests: the next keystroke's drafts are much like this one's
+    double& rej_n = rejected_ema_;
 
     for (;;) {
         if (cancelled()) return finish(stop_reason::cancelled, true, out);
@@ -217,6 +218,12 @@ result<generation_result> speculative_decoder::generate(const draft_context& ctx
         int g = !gp.adaptive_gamma       ? max_gamma
                 : !cost_.knows_single() ? 0
                                         : choose_gamma(acc_n / (acc_n + rej_n), max_gamma);
+        // A probe: after probe_every plain steps, draft once anyway (2 tokens), so that a cost or acceptance
+        // estimate that turned drafting off is measured again instead of holding for the decoder's lifetime.
+        if (gp.adaptive_gamma && max_gamma > 0 && !drafters_.empty()) {
+            if (g == 0 && ++plain_streak_ >= probe_every) g = std::min(2, max_gamma), plain_streak_ = 0;
+            else if (g > 0) plain_streak_ = 0;
+        }
         g = int(std::min<int64_t>({int64_t(g), room, int64_t(gp.max_tokens - st.generated - 1)}));
         dr.clear();
         const auto td = clock_type::now();

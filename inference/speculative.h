@@ -14,7 +14,9 @@
 // gamma adapts per request: expected tokens per step (1 - a^(g+1)) / (1 - a) for the running acceptance rate a,
 // divided by the measured cost of the step (a (g+1)-position pass plus g drafted tokens, relative to one position),
 // maximised over g in [0, max]; g = 0 wins whenever drafting does not pay, so a bad drafter never makes a request
-// much slower than plain decoding. The first step of a decoder runs plain, to measure the one-position cost.
+// much slower than plain decoding. The first step of a decoder runs plain, to measure the one-position cost, and
+// after 32 plain steps in a row one step drafts 2 tokens anyway, so estimates that turned drafting off are
+// re-measured (worst case ~3% of a compute-bound target's time). The acceptance estimate carries across requests.
 #pragma once
 
 #include "inference/sampling.h"
@@ -180,6 +182,11 @@ private:
     verify_cost cost_;
     bool concurrent_ = false;
     uint64_t concurrent_hits_ = 0;
+    // Acceptance model for gamma: decayed counts of accepted drafted tokens and of rejections (a geometric model),
+    // prior a = 2/3.
+    double accepted_ema_ = 2.0, rejected_ema_ = 1.0;
+    static constexpr int probe_every = 32;
+    int plain_streak_ = 0;
 };
 
 }  // namespace spark
