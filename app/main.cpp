@@ -198,7 +198,7 @@ int cmd_tokenize(const args& a) {
 
 // Plain decoding on the scalar reference path (slow; for comparisons with the accelerator path).
 int generate_reference(const model& m, const std::vector<token_id>& prompt, int n, int n_ctx, const sampling_params& sp,
-                       const std::string& prompt_text) {
+                       const std::string& prompt_text, double load_seconds) {
     const auto& tok = m.vocab();
     kv_cache cache(m.hparams(), n_ctx);
     sampler smp(sp);
@@ -221,7 +221,8 @@ int generate_reference(const model& m, const std::vector<token_id>& prompt, int 
     std::fputs((out.flush() + "\n").c_str(), stdout);
     std::fflush(stdout);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::fprintf(stderr, "generated %d tokens in %.3f s | scalar reference path\n", generated, s);
+    std::fprintf(stderr, "load %.2f s | generated %d tokens in %.3f s | scalar reference path\n", load_seconds,
+                 generated, s);
     return 0;
 }
 
@@ -263,6 +264,7 @@ int cmd_generate(const args& a) {
         if (e) return report(*e);
     if (*n < 0) return report({"generate: --n must be >= 0"});
 
+    const auto t_load = std::chrono::steady_clock::now();
     auto loaded = model::load(*model_path);
     if (!loaded) return report(loaded.error());
     const model& m = **loaded;
@@ -295,7 +297,8 @@ int cmd_generate(const args& a) {
     // Control tokens never appear in generated code.
     for (token_id t : {sp.bos, sp.fim_pre, sp.fim_suf, sp.fim_mid, sp.fim_pad, sp.fim_rep, sp.fim_sep})
         if (t >= 0) sparams.banned.push_back(t);
-    if (a.has("reference")) return generate_reference(m, prompt, *n, n_ctx, sparams, a.get("prompt"));
+    const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
+    if (a.has("reference")) return generate_reference(m, prompt, *n, n_ctx, sparams, a.get("prompt"), load_seconds);
 
     accel::partition part("target", std::max(1, *threads)), draft_part("draft", 1);
     auto placed = placed_model::place(*loaded, part);
@@ -356,6 +359,8 @@ int cmd_generate(const args& a) {
     std::fputs("\n", stdout);
     std::fflush(stdout);  // the text first, then the statistics on stderr
     if (!r) return report(r.error());
+    std::fprintf(stderr, "load %.2f s | accelerator path, %d worker(s)%s\n", load_seconds, part.n_workers(),
+                 drafters.empty() ? "" : ", speculative");
     if (plain_result) print_stats("plain", *plain_result);
     print_stats(drafters.empty() ? "plain" : "speculative", *r);
     if (dec.concurrent_drafting())
