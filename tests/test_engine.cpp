@@ -81,7 +81,7 @@ TEST_CASE("engine: serves requests with the same output as a fresh decoder, reus
     CHECK(c->stats.prompt_evaluated < c->stats.prompt_tokens - 10);
 }
 
-TEST_CASE("engine: interactive requests go before background ones; cancelled queued requests never run",
+TEST_CASE("engine: interactive requests go before background ones and cancelled queued requests never run",
           "[engine]") {
     auto target = load_default(default_target_model);
     engine_config cfg;
@@ -121,7 +121,7 @@ TEST_CASE("engine: interactive requests go before background ones; cancelled que
     CHECK(order == std::vector<std::string>{"first", "interactive", "dropped", "background"});
 }
 
-TEST_CASE("engine: a running request is cancelled within one step; the budget ends a request", "[engine]") {
+TEST_CASE("engine: a running request is cancelled within one step and the budget ends a request", "[engine]") {
     auto target = load_default(default_target_model);
     engine_config cfg;
     cfg.n_ctx = 512;
