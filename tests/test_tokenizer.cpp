@@ -280,7 +280,7 @@ result<tokenizer> load_bytes(const std::vector<uint8_t>& bytes) {
 
 }  // namespace
 
-TEST_CASE("tokenizer: longest special token wins; merges follow rank order", "[tokenizer]") {
+TEST_CASE("tokenizer: longest special token wins and merges follow rank order", "[tokenizer]") {
     // ids: 256 "<a>", 257 "<a><b>", 258 "<u>" (user-defined), 259 "ab", 260 "abc"
     auto tok = load_bytes(make_bpe_vocab("gpt-2", {"<a>", "<a><b>", "<u>", "ab", "abc"}, {3, 3, 4, 1, 1},
                                          {"a b", "ab c"}));
