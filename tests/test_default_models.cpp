@@ -1,6 +1,7 @@
 // The embedded default models (models/spark-draft.gguf, models/spark-target.gguf): spark-ls loads both, reproduces
 // the golden logits PyTorch computed at export (tools/train/export.py) on the reference and the accelerator paths,
 // and the fill-in-the-middle format works: the middle depends on the suffix.
+#include "harness/default_models.h"
 #include "harness/golden.h"
 #include "inference/default_models.h"
 #include "inference/forward.h"
@@ -10,18 +11,9 @@
 #include <catch2/catch.hpp>
 
 using namespace spark;
+using spark::test::load_default;
 
 namespace {
-
-std::shared_ptr<const model> load_default(const char* file) {
-    auto path = find_default_model(file);
-    INFO((path ? *path : path.error().message));
-    REQUIRE(path);
-    auto m = model::load(*path);
-    INFO((m ? "" : m.error().message));
-    REQUIRE(m);
-    return *m;
-}
 
 std::string golden_path(const char* file) {
     auto path = find_default_model(file);

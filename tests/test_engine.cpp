@@ -1,4 +1,5 @@
 // The engine: one owner thread, a priority queue, cancellation and time budgets, on the embedded default models.
+#include "harness/default_models.h"
 #include "inference/default_models.h"
 #include "inference/engine.h"
 #include "inference/model.h"
@@ -9,16 +10,9 @@
 #include <mutex>
 
 using namespace spark;
+using spark::test::load_default;
 
 namespace {
-
-std::shared_ptr<const model> load_default(const char* file) {
-    auto path = find_default_model(file);
-    REQUIRE(path);
-    auto m = model::load(*path);
-    REQUIRE(m);
-    return *m;
-}
 
 engine_request code_request(const tokenizer& tok, const std::string& prefix, int max_tokens) {
     engine_request r;

@@ -1,6 +1,7 @@
 // Speculative decoding is lossless: greedy output equals plain greedy decoding of the target for every drafter and
 // gamma; sampled output has exactly the target's distribution (table-defined models, chi-squared); rollback, prefix
 // reuse and cancellation behave.
+#include "harness/default_models.h"
 #include "harness/stats.h"
 #include "harness/test_data.h"
 #include "inference/default_models.h"
@@ -18,18 +19,21 @@
 #include <sstream>
 
 using namespace spark;
+using spark::test::load_default;
 
 namespace {
 
-std::shared_ptr<const model> load_default(const char* file) {
-    auto path = find_default_model(file);
-    INFO((path ? *path : path.error().message));
-    REQUIRE(path);
-    auto m = model::load(*path);
-    INFO((m ? "" : m.error().message));
-    REQUIRE(m);
-    return *m;
-}
+// The default target placed on a partition of its own; members are destroyed placed model first.
+struct placed_target {
+    std::shared_ptr<const model> m = load_default(default_target_model);
+    accel::partition part{"target", 2};
+    std::unique_ptr<placed_model> pm;
+    placed_target() {
+        auto p = placed_model::place(m, part);
+        REQUIRE(p);
+        pm = std::move(*p);
+    }
+};
 
 // Proposes uniformly random tokens (acceptance ~ 0): the output must still be the target's.
 class random_drafter final : public drafter {
@@ -196,12 +200,10 @@ TEST_CASE("large: greedy speculative output equals plain greedy decoding for eve
 }
 
 TEST_CASE("speculative: plain decoding through the decoder equals a direct argmax loop", "[speculative]") {
-    auto target = load_default(default_target_model);
+    placed_target t;
+    const auto& target = t.m;
     const tokenizer& tok = target->vocab();
-    accel::partition pt("target", 2);
-    auto placed = placed_model::place(target, pt);
-    REQUIRE(placed);
-    model_sequence seq(**placed, 256);
+    model_sequence seq(*t.pm, 256);
     speculative_decoder plain(seq, &tok, {});
     for (const auto& pr : make_prompts(tok, 4)) {
         generation_params gp = greedy_params(tok, 0);
@@ -212,14 +214,14 @@ TEST_CASE("speculative: plain decoding through the decoder equals a direct argma
         // Direct loop on a fresh cache.
         kv_cache cache(target->hparams(), 256);
         std::vector<float> logits, probs;
-        REQUIRE((*placed)->forward(cache, pr.tokens, logits, false));
+        REQUIRE(t.pm->forward(cache, pr.tokens, logits, false));
         std::vector<token_id> want;
         for (int i = 0; i < 12; ++i) {
             distribution(logits, tok.n_tokens(), gp.sampling, probs);
-            const token_id t = token_id(std::max_element(probs.begin(), probs.end()) - probs.begin());
-            want.push_back(t);
-            const token_id one[] = {t};
-            REQUIRE((*placed)->forward(cache, one, logits, false));
+            const token_id next = token_id(std::max_element(probs.begin(), probs.end()) - probs.begin());
+            want.push_back(next);
+            const token_id one[] = {next};
+            REQUIRE(t.pm->forward(cache, one, logits, false));
         }
         CHECK(got->tokens == want);
         CHECK(got->stats.generated == 12);
@@ -352,14 +354,12 @@ TEST_CASE("speculative: a drafter that misreports its distribution is caught by 
 }
 
 TEST_CASE("speculative: after a rollback the next logits equal a fresh recompute, bitwise", "[speculative]") {
-    auto target = load_default(default_target_model);
-    accel::partition pt("target", 2);
-    auto placed = placed_model::place(target, pt);
-    REQUIRE(placed);
+    placed_target t;
+    const auto& target = t.m;
     const auto prompts = make_prompts(target->vocab(), 1);
     const auto& toks = prompts[0].tokens;
     REQUIRE(toks.size() > 20);
-    model_sequence a(**placed, 256), b(**placed, 256);
+    model_sequence a(*t.pm, 256), b(*t.pm, 256);
     std::vector<float> la, lb;
     REQUIRE(a.append(std::span(toks).first(20), la, true));
     a.truncate(12);  // roll back 8 positions, then take a different path
@@ -374,14 +374,12 @@ TEST_CASE("speculative: after a rollback the next logits equal a fresh recompute
 }
 
 TEST_CASE("speculative: a prompt extending the previous one evaluates only the new tokens", "[speculative]") {
-    auto target = load_default(default_target_model);
+    placed_target t;
+    const auto& target = t.m;
     const tokenizer& tok = target->vocab();
-    accel::partition pt("target", 2);
-    auto placed = placed_model::place(target, pt);
-    REQUIRE(placed);
     const auto prompts = make_prompts(tok, 3);
     for (const auto& pr : prompts) {
-        model_sequence warm(**placed, 512), cold(**placed, 512);
+        model_sequence warm(*t.pm, 512), cold(*t.pm, 512);
         ngram_drafter ngram;
         speculative_decoder w(warm, &tok, {&ngram}), c(cold, &tok, {&ngram});
         auto gp = greedy_params(tok, 0);
@@ -403,12 +401,10 @@ TEST_CASE("speculative: a prompt extending the previous one evaluates only the n
 }
 
 TEST_CASE("speculative: cancellation stops within one step and the next request is served", "[speculative]") {
-    auto target = load_default(default_target_model);
+    placed_target t;
+    const auto& target = t.m;
     const tokenizer& tok = target->vocab();
-    accel::partition pt("target", 2);
-    auto placed = placed_model::place(target, pt);
-    REQUIRE(placed);
-    model_sequence seq(**placed, 512), fresh_seq(**placed, 512);
+    model_sequence seq(*t.pm, 512), fresh_seq(*t.pm, 512);
     ngram_drafter ngram;
     speculative_decoder dec(seq, &tok, {&ngram}), fresh(fresh_seq, &tok, {&ngram});
     const auto prompts = make_prompts(tok, 2);
@@ -483,13 +479,11 @@ TEST_CASE("speculative: concurrent drafting gives the same greedy output and use
 
 TEST_CASE("speculative: a cancel flag stops a long evaluation between layers and leaves the state intact",
           "[speculative]") {
-    auto target = load_default(default_target_model);
-    accel::partition pt("target", 2);
-    auto placed = placed_model::place(target, pt);
-    REQUIRE(placed);
+    placed_target t;
+    const auto& target = t.m;
     const auto prompts = make_prompts(target->vocab(), 1);
     const auto& toks = prompts[0].tokens;
-    model_sequence a(**placed, 256), b(**placed, 256);
+    model_sequence a(*t.pm, 256), b(*t.pm, 256);
     std::vector<float> la, lb;
     REQUIRE(a.append(std::span(toks).first(5), la, false));
     std::atomic<bool> flag{true};
