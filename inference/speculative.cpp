@@ -105,12 +105,12 @@ std::string_view stop_reason_name(stop_reason r) {
 }
 
 double verify_cost::ratio(int b) const {
-    b = std::clamp(b, 1, 16);
+    b = std::clamp(b, 1, max_positions);
     if (b == 1) return 1.0;
     if (n_[b] && n_[1]) return ema_[b] / ema_[1];
     double slope = 0;
     int measured = 0;
-    for (int i = 2; i <= 16; ++i)
+    for (int i = 2; i <= max_positions; ++i)
         if (n_[i] && n_[1]) slope += (ema_[i] / ema_[1] - 1.0) / (i - 1), ++measured;
     return 1.0 + (measured ? slope / measured : 0.08) * (b - 1);
 }
@@ -125,7 +125,7 @@ void verify_cost::record_draft(int tokens, double seconds) {
 }
 
 void verify_cost::record(int b, double seconds) {
-    b = std::clamp(b, 1, 16);
+    b = std::clamp(b, 1, max_positions);
     ema_[b] = n_[b] ? 0.8 * ema_[b] + 0.2 * seconds : seconds;
     ++n_[b];
 }
@@ -202,7 +202,7 @@ result<generation_result> speculative_decoder::generate(const draft_context& ctx
     for (size_t i = 0; i < drafters_.size(); ++i)
         if (drafters_[i]->runs_model()) model_drafter_index = int(i);
     std::vector<token_id> batch;
-    const int max_gamma = std::clamp(gp.max_gamma, 0, 15);
+    const int max_gamma = std::clamp(gp.max_gamma, 0, verify_cost::max_positions - 1);
     // Acceptance model for gamma: decayed counts of accepted drafted tokens and of rejections (a geometric model).
     double& acc_n = accepted_ema_;  // kept across requests: the next keystroke's drafts are much like this one's
     double& rej_n = rejected_ema_;

@@ -120,7 +120,9 @@ struct generation_params {
     // joins the suffix.)
     std::function<size_t(std::string_view text)> stop_criterion;
     std::function<void(std::string_view piece)> on_text;  // streamed output text, in order
-    int max_gamma = 8;                       // upper bound on drafted tokens per step (<= accel::max_batch - 1)
+    // Upper bound on drafted tokens per step, at most 31. Above accel::max_batch - 1 a verify runs as two chunks
+    // (still batch-invariant, so still lossless) and costs more; callers normally stay below.
+    int max_gamma = 8;
     bool adaptive_gamma = true;              // false: always draft max_gamma tokens (tests)
     std::chrono::duration<double> time_budget{0};  // 0: none
     const std::atomic<bool>* cancel = nullptr;     // checked between steps and inside long prompt evaluations
@@ -144,9 +146,11 @@ public:
     void record(int b, double seconds);
     void record_draft(int tokens, double seconds);
 
+    static constexpr int max_positions = 32;  // a verify pass of [last, d1..d31] at most
+
 private:
-    double ema_[17] = {};
-    uint32_t n_[17] = {};
+    double ema_[max_positions + 1] = {};
+    uint32_t n_[max_positions + 1] = {};
     double draft_ema_ = 0;
     uint32_t draft_n_ = 0;
 };

@@ -14,6 +14,16 @@ using spark::test::load_default;
 
 namespace {
 
+// An engine on the default target (and draft, if given) with a context of n_ctx.
+std::unique_ptr<engine> start_engine(std::shared_ptr<const model> target, std::shared_ptr<const model> draft,
+                                     int32_t n_ctx) {
+    engine_config cfg;
+    cfg.n_ctx = n_ctx;
+    auto e = engine::create(std::move(target), std::move(draft), cfg);
+    REQUIRE(e);
+    return std::move(*e);
+}
+
 engine_request code_request(const tokenizer& tok, const std::string& prefix, int max_tokens) {
     engine_request r;
     r.prompt = tok.tokenize(prefix, {.add_bos = true});
@@ -49,19 +59,17 @@ struct gate {
 TEST_CASE("engine: serves requests with the same output as a fresh decoder, reusing the prompt prefix", "[engine]") {
     auto target = load_default(default_target_model);
     auto draft = load_default(default_draft_model);
-    engine_config cfg;
-    cfg.n_ctx = 512;
-    auto e = engine::create(target, draft, cfg);
-    REQUIRE(e);
-    CHECK((*e)->has_draft());
+    auto e = start_engine(target, draft, 512);
+    CHECK(e->has_draft());
     const auto& tok = target->vocab();
-    auto plain_cfg = cfg;
+    engine_config plain_cfg;
+    plain_cfg.n_ctx = 512;
     plain_cfg.ngram = plain_cfg.suffix = plain_cfg.known = false;
     auto plain = engine::create(target, nullptr, plain_cfg);
     REQUIRE(plain);
 
     const std::string code = "import os\n\ndef read_lines(path):\n    with open(path) as f:\n";
-    auto a = (*e)->submit(code_request(tok, code, 24))->wait();
+    auto a = e->submit(code_request(tok, code, 24))->wait();
     auto b = (*plain)->submit(code_request(tok, code, 24))->wait();
     REQUIRE(a);
     REQUIRE(b);
@@ -69,7 +77,7 @@ TEST_CASE("engine: serves requests with the same output as a fresh decoder, reus
     CHECK(a->text == b->text);
     CHECK(a->stats.steps <= b->stats.steps);
     // The user typed on: only the new tokens are evaluated.
-    auto c = (*e)->submit(code_request(tok, code + "        return", 24))->wait();
+    auto c = e->submit(code_request(tok, code + "        return", 24))->wait();
     REQUIRE(c);
     CHECK(c->stats.prompt_reused > 10);
     CHECK(c->stats.prompt_evaluated < c->stats.prompt_tokens - 10);
@@ -78,10 +86,7 @@ TEST_CASE("engine: serves requests with the same output as a fresh decoder, reus
 TEST_CASE("engine: interactive requests go before background ones and cancelled queued requests never run",
           "[engine]") {
     auto target = load_default(default_target_model);
-    engine_config cfg;
-    cfg.n_ctx = 256;
-    auto e = engine::create(target, nullptr, cfg);
-    REQUIRE(e);
+    auto e = start_engine(target, nullptr, 256);
     const auto& tok = target->vocab();
     gate g;
     auto first = code_request(tok, "def first():\n", 4);
@@ -97,13 +102,13 @@ TEST_CASE("engine: interactive requests go before background ones and cancelled 
             order.push_back(name);
         };
     };
-    auto h0 = (*e)->submit(std::move(first), record("first"));
+    auto h0 = e->submit(std::move(first), record("first"));
     g.wait_entered();  // the engine thread is inside the first request now
     auto bg = code_request(tok, "def background():\n", 4);
     bg.priority = request_priority::background;
-    auto h1 = (*e)->submit(bg, record("background"));
-    auto h2 = (*e)->submit(code_request(tok, "def interactive():\n", 4), record("interactive"));
-    auto h3 = (*e)->submit(code_request(tok, "def dropped():\n", 4), record("dropped"));
+    auto h1 = e->submit(bg, record("background"));
+    auto h2 = e->submit(code_request(tok, "def interactive():\n", 4), record("interactive"));
+    auto h3 = e->submit(code_request(tok, "def dropped():\n", 4), record("dropped"));
     h3->cancel();
     g.release();
     REQUIRE(h1->wait());
@@ -117,10 +122,7 @@ TEST_CASE("engine: interactive requests go before background ones and cancelled 
 
 TEST_CASE("engine: a running request is cancelled within one step and the budget ends a request", "[engine]") {
     auto target = load_default(default_target_model);
-    engine_config cfg;
-    cfg.n_ctx = 512;
-    auto e = engine::create(target, nullptr, cfg);
-    REQUIRE(e);
+    auto e = start_engine(target, nullptr, 512);
     const auto& tok = target->vocab();
     auto req = code_request(tok, "class Parser:\n    def __init__(self):\n", 200);
     req.params.stop_tokens.clear();
@@ -137,7 +139,7 @@ TEST_CASE("engine: a running request is cancelled within one step and the budget
     };
     {
         std::lock_guard lock(hm);
-        h = (*e)->submit(req);
+        h = e->submit(req);
     }
     auto r = h->wait();
     REQUIRE(r);
@@ -147,7 +149,7 @@ TEST_CASE("engine: a running request is cancelled within one step and the budget
     // The next request is served in full.
     auto next = code_request(tok, "def parse(text):\n", 8);
     next.params.stop_tokens.clear();
-    auto n = (*e)->submit(next)->wait();
+    auto n = e->submit(next)->wait();
     REQUIRE(n);
     CHECK(n->reason == stop_reason::max_tokens);
     CHECK(n->stats.generated == 8);
@@ -155,7 +157,7 @@ TEST_CASE("engine: a running request is cancelled within one step and the budget
     auto late = code_request(tok, "def late():\n", 200);
     late.params.stop_tokens.clear();
     late.params.time_budget = std::chrono::duration<double>(1e-9);
-    auto l = (*e)->submit(late)->wait();
+    auto l = e->submit(late)->wait();
     REQUIRE(l);
     CHECK(l->reason == stop_reason::time_budget);
     CHECK(l->stats.generated < 200);
