@@ -2,6 +2,7 @@
 #include "accel/device.h"
 #include "app/bench.h"
 #include "app/bench_spec.h"
+#include "app/serve.h"
 #include "inference/default_models.h"
 #include "inference/forward.h"
 #include "inference/forward_ref.h"
@@ -31,6 +32,8 @@ using namespace spark;
 constexpr const char* usage_text = R"(usage: spark-ls <command> [options]
 
 commands:
+  serve [--tcp PORT [--host ADDR]] [--model T.gguf] [--draft D.gguf|default|none] [--threads N]
+                                      the language server on stdio (or TCP): docs/LSP.md; `serve --help`
   inspect M.gguf                      architecture, hyper-parameters, tensors, tokenizer, special tokens
   generate [--model M.gguf] --prompt TEXT [--suffix TEXT] [--n N] [--temp T] [--top-k K] [--top-p P]
            [--seed S] [--ctx C] [--threads W] [--draft D.gguf|default] [--ngram] [--gamma G] [--stop S]
@@ -500,6 +503,9 @@ int main(int argc, char** argv) {
         return argc < 2 ? 2 : 0;
     }
     const std::string cmd = argv[1];
+    // Editors start language servers as `spark-ls --stdio` (vscode-languageclient) or `spark-ls serve`.
+    if (cmd == "serve") return cmd_serve(argc, argv, 2);
+    if (cmd == "--stdio") return cmd_serve(argc, argv, 1);
     auto a = parse_args(argc, argv, 2, {"special", "bos", "reference", "ngram", "compare", "oracle"});
     if (!a) return report(a.error());
     if (cmd == "inspect") return cmd_inspect(*a);

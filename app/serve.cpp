@@ -1,0 +1,96 @@
+// `spark-ls serve`: the language server over stdio or TCP (docs/LSP.md).
+#include "app/serve.h"
+
+#include "lsp/server.h"
+#include "lsp/transport.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace spark {
+
+namespace {
+
+constexpr const char* serve_usage = R"(usage: spark-ls serve [--stdio] [--tcp PORT [--host ADDR]] [--model T.gguf]
+                       [--draft D.gguf|default|none] [--threads N] [--verbose]
+
+Speaks LSP on stdin/stdout (the default; --stdio is accepted for clients that pass it) or, with --tcp, on
+ADDR:PORT (default 127.0.0.1; PORT 0 picks a free port), one session per connection. Without --model the
+embedded default models are used. Clients may override the models in their settings (docs/LSP.md).
+  --test-double slow-engine   protocol-timing tests only: the engine pauses 20 ms per token and ignores
+                              end-of-text and the stop rules
+)";
+
+bool parse_int(const char* s, long lo, long hi, long& out) {
+    char* end = nullptr;
+    errno = 0;
+    const long v = std::strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return false;
+    out = v;
+    return true;
+}
+
+}  // namespace
+
+int cmd_serve(int argc, char** argv, int first) {
+    lsp::server_options opts;
+    std::string host = "127.0.0.1";
+    long port = -1;
+    for (int i = first; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto value = [&](const char* what) -> const char* {
+            if (i + 1 >= argc) {
+                std::fprintf(stderr, "spark-ls serve: %s needs a value\n", what);
+                std::exit(2);
+            }
+            return argv[++i];
+        };
+        long n = 0;
+        if (a == "--help" || a == "-h") {
+            std::fputs(serve_usage, stdout);
+            return 0;
+        } else if (a == "--stdio") {
+        } else if (a == "--tcp") {
+            if (!parse_int(value("--tcp"), 0, 65535, port)) {
+                std::fprintf(stderr, "spark-ls serve: --tcp needs a port number 0-65535\n");
+                return 2;
+            }
+        } else if (a == "--host") {
+            host = value("--host");
+        } else if (a == "--model") {
+            opts.model_path = value("--model");
+        } else if (a == "--draft") {
+            opts.draft_path = value("--draft");
+        } else if (a == "--threads") {
+            if (!parse_int(value("--threads"), 1, 1024, n)) {
+                std::fprintf(stderr, "spark-ls serve: --threads needs a number 1-1024\n");
+                return 2;
+            }
+            opts.threads = int(n);
+        } else if (a == "--verbose") {
+            opts.verbose = true;
+        } else if (a == "--test-double") {
+            const std::string d = value("--test-double");
+            if (d != "slow-engine") {
+                std::fprintf(stderr, "spark-ls serve: the only test double is 'slow-engine'\n");
+                return 2;
+            }
+            opts.slow_engine_test_double = true;
+        } else if (a.starts_with("--clientProcessId") || a.starts_with("--node-ipc")) {
+            // vscode-languageclient may append these; nothing to do with them.
+        } else {
+            std::fprintf(stderr, "spark-ls serve: unknown option '%s'\n\n%s", a.c_str(), serve_usage);
+            return 2;
+        }
+    }
+    auto factory = [opts](lsp::channel& ch) { return lsp::make_server(ch, opts); };
+    if (port < 0) return lsp::serve_stdio(factory);
+    return lsp::serve_tcp(host, uint16_t(port), factory, [](const std::string& where) {
+        std::fprintf(stderr, "spark-ls: listening on %s\n", where.c_str());
+        std::fflush(stderr);
+    });
+}
+
+}  // namespace spark
