@@ -88,6 +88,7 @@ struct engine::impl {
         generation_params gp = q.req.params;
         gp.cancel = &q.handle->cancel_;
         const draft_context ctx{q.req.prompt, q.req.suffix, q.req.known, q.req.extra};
+        if (!cfg.reuse_prefix) target_seq->truncate(0);
         return decoder->generate(ctx, gp);
     }
 };

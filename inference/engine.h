@@ -35,6 +35,8 @@ struct engine_config {
     bool suffix = true;          // the FIM suffix drafter
     bool known = true;           // the caller's known continuation
     bool concurrent_draft = false;  // the draft model drafts while the target verifies (speculative.h)
+    bool reuse_prefix = true;    // false: every request evaluates its whole prompt (the naive baseline benchmarks
+                                 // compare against)
 };
 
 enum class request_priority { interactive = 0, background = 1 };

@@ -95,9 +95,12 @@ struct settings {
     double fim_ratio = 0.75;
     bool multiline = true;
     bool context_files = true;
+    // Benchmarks only: the naive loop other setups run (whole prompt evaluated per request, no drafting, no
+    // forwarding cache, no prefetch), on the same model and the same protocol path.
+    bool naive = false;
 
     bool same_engine(const settings& o) const {
-        return model == o.model && draft_model == o.draft_model && threads == o.threads;
+        return model == o.model && draft_model == o.draft_model && threads == o.threads && naive == o.naive;
     }
 };
 
@@ -348,6 +351,7 @@ private:
         read("fimRatio", next.fim_ratio, [](double v) { return v >= 0 && v <= 1; });
         read("multiline", next.multiline, any);
         read("contextFiles", next.context_files, any);
+        read("naiveBaseline", next.naive, any);
         const bool engine_changed = !next.same_engine(settings_);
         settings_ = next;
         if (reload && engine_changed) {
@@ -371,6 +375,11 @@ private:
         const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
         c.target_workers = settings_.threads > 0 ? settings_.threads : cores;
         c.draft_workers = 1;
+        if (settings_.naive) {
+            c.draft_path.clear();
+            c.ngram = c.suffix = c.known = false;
+            c.reuse_prefix = false;
+        }
         return c;
     }
 
@@ -567,7 +576,7 @@ private:
         if (kind == request_kind::inline_completion && params.contains("context") && params["context"].is_object())
             p->invoked = params["context"].value("triggerKind", 2) == 1;
 
-        if (auto hit = cache_.find(uri, doc->text(), p->cursor)) {
+        if (auto hit = settings_.naive ? std::nullopt : cache_.find(uri, doc->text(), p->cursor)) {
             ++stats_.cache_hits;
             pending_[id] = p;
             answer(*p, *hit->entry, hit->typed);
@@ -844,7 +853,7 @@ private:
     // ---- background work: prefetch after an accept, refresh of a truncated suggestion ------------------------
 
     void start_background(const std::string& uri, std::string text, size_t cursor, std::string_view known) {
-        if (loading_ || !engine_) return;
+        if (loading_ || !engine_ || settings_.naive) return;
         for (auto& j : background_)
             if (j->live && j->uri == uri && j->cursor == cursor && j->text == text) return;  // already on it
         cancel_background(uri);

@@ -81,6 +81,20 @@ TEST_CASE("engine: serves requests with the same output as a fresh decoder, reus
     REQUIRE(c);
     CHECK(c->stats.prompt_reused > 10);
     CHECK(c->stats.prompt_evaluated < c->stats.prompt_tokens - 10);
+
+    // The naive baseline (reuse_prefix off) evaluates every prompt whole, with the same output.
+    engine_config naive_cfg = plain_cfg;
+    naive_cfg.reuse_prefix = false;
+    auto naive = engine::create(target, nullptr, naive_cfg);
+    REQUIRE(naive);
+    auto n1 = (*naive)->submit(code_request(tok, code, 24))->wait();
+    auto n2 = (*naive)->submit(code_request(tok, code + "        return", 24))->wait();
+    REQUIRE(n1);
+    REQUIRE(n2);
+    CHECK(n1->tokens == b->tokens);
+    CHECK(n2->tokens == c->tokens);
+    CHECK(n2->stats.prompt_reused == 0);
+    CHECK(n2->stats.prompt_evaluated == n2->stats.prompt_tokens);
 }
 
 TEST_CASE("engine: interactive requests go before background ones and cancelled queued requests never run",
