@@ -3,6 +3,7 @@
 #include "lsp/prompt.h"
 
 #include "harness/default_models.h"
+#include "inference/gguf.h"
 
 #include <catch2/catch.hpp>
 
@@ -110,4 +111,36 @@ TEST_CASE("prompt: other documents fill the room that is left", "[lsp][prompt]")
     o.context_files = true;
     o.budget = 40;  // no room
     CHECK(build_prompt(tok, text, cursor, "python", o, docs).context_chunks == 0);
+}
+
+TEST_CASE("prompt: a model without FIM tokens gets the prefix alone", "[lsp][prompt]") {
+    // The default tokenizer with its FIM tokens removed: no FIM ids in the metadata, and the tokens renamed so that
+    // nothing recognises them by their text either.
+    auto path = find_default_model(default_target_model);
+    REQUIRE(path);
+    auto file = gguf::gguf_file::open(*path);
+    REQUIRE(file);
+    gguf::gguf_writer w;
+    for (const auto& kv : file->metadata()) {
+        if (kv.key.find("fim") != std::string::npos) continue;
+        gguf::value v = kv.val;
+        if (kv.key == "tokenizer.ggml.tokens")
+            for (gguf::value& t : std::get<gguf::array>(v.data).items)
+                if (auto* s = std::get_if<std::string>(&t.data); s && s->find("fim_") != std::string::npos)
+                    *s = "<unused_" + *s + ">";
+        w.set(kv.key, std::move(v));
+    }
+    const auto bytes = w.serialize();
+    auto stripped = gguf::gguf_file::parse(bytes);
+    REQUIRE(stripped);
+    auto tok = tokenizer::load(*stripped);
+    REQUIRE(tok);
+    REQUIRE(tok->special().fim_pre < 0);
+
+    const std::string text = "def area(r):\n    return 3.14 * r * r\n";
+    const size_t cursor = text.find("3.14");
+    const built_prompt p = build_prompt(*tok, text, cursor, "python", {}, {});
+    CHECK_FALSE(p.fim);
+    CHECK(p.suffix.empty());
+    CHECK(tok->detokenize(p.tokens) == text.substr(0, cursor));
 }
