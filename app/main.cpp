@@ -25,6 +25,9 @@
 #include <string>
 #include <vector>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 namespace {
 
 using namespace spark;
@@ -498,6 +501,13 @@ int cmd_make_model(const args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // Started with no arguments by an editor (llm.nvim runs its language server binary bare, with pipes for stdin
+    // and stdout): serve on stdio. Anywhere else (a terminal, a file) the usage is printed.
+    auto piped = [](int fd) {
+        struct stat st{};
+        return fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+    };
+    if (argc < 2 && piped(STDIN_FILENO) && piped(STDOUT_FILENO)) return cmd_serve(argc, argv, 1);
     if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
         std::fputs(usage_text, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
