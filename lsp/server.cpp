@@ -87,7 +87,7 @@ bool blank(std::string_view s) { return s.find_first_not_of(" \t\r\n") == std::s
 // Settings a client may change (docs/LSP.md).
 struct settings {
     std::string model;
-    std::string draft_model = "default";
+    std::string draft_model = "none";
     int threads = 0;
     int max_tokens = 64;
     int time_budget_ms = 2000;
@@ -801,6 +801,7 @@ private:
             }
             case request_kind::llm_ls: {
                 const std::string rid = uuid4();
+                if (llm_ids_.size() >= 4096) llm_ids_.clear();  // clients that never accept nor reject
                 llm_ids_[rid] = e.id;
                 result = {{"request_id", rid}, {"completions", json::array({{{"generated_text", std::string(rest)}}})}};
                 break;

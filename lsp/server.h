@@ -16,7 +16,10 @@ namespace spark::lsp {
 // the model paths and threads.
 struct server_options {
     std::string model_path;             // target GGUF; empty: the embedded default
-    std::string draft_path = "default";  // draft GGUF, "default" or "none"
+    // Draft GGUF, "default" (the embedded draft) or "none". None by default: on small hosts the embedded target is
+    // compute-bound and drafting with a model costs more than it saves (docs/PERFORMANCE.md, replay benchmark);
+    // the copying drafters (n-gram, suffix, known continuation) always run.
+    std::string draft_path = "none";
     int threads = 0;                    // target partition workers; 0: all cores
     bool verbose = false;               // log every message's method and timing to stderr
     // Test double for protocol-timing tests (docs/LSP.md): the real engine at 20 ms per token, ignoring
