@@ -137,7 +137,7 @@ struct latency_log {
         ms.push_back(v);
     }
     json summary() const {
-        json j = {{"count", ms.size()}};
+        json j = {{"count", ms.size()}, {"p50", 0.0}, {"p90", 0.0}, {"p99", 0.0}, {"mean", 0.0}};
         if (ms.empty()) return j;
         std::vector<double> s = ms;
         std::sort(s.begin(), s.end());
@@ -693,8 +693,7 @@ private:
         if (options_.slow_engine_test_double) {
             gp.stop_tokens.clear();
             gp.stop_criterion = nullptr;
-            gp.max_tokens = n_ctx;
-            gp.time_budget = std::chrono::duration<double>(0);
+            gp.max_tokens = settings_.max_tokens;
             gp.on_text = [](std::string_view) { std::this_thread::sleep_for(std::chrono::milliseconds(20)); };
         }
         channel* ch = &ch_;
@@ -950,8 +949,8 @@ private:
     const std::vector<token_id>& extra_tokens(const std::string& uri, const tokenizer& tok) {
         const text_document* d = docs_.find(uri);
         auto& slot = extra_tokens_[uri];
-        if (d && slot.first != d->version() + 1) {
-            slot.first = d->version() + 1;
+        if (d && slot.first != int64_t(d->version()) + 1) {  // + 1: a fresh slot (0) never matches
+            slot.first = int64_t(d->version()) + 1;
             slot.second = tok.tokenize(d->text().substr(0, std::min<size_t>(d->size(), 32 * 1024)));
         }
         return slot.second;

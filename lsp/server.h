@@ -23,7 +23,8 @@ struct server_options {
     int threads = 0;                    // target partition workers; 0: all cores
     bool verbose = false;               // log every message's method and timing to stderr
     // Test double for protocol-timing tests (docs/LSP.md): the real engine at 20 ms per token, ignoring
-    // end-of-text and the stop rules, so a completion runs until it is cancelled or the context is full.
+    // end-of-text and the stop rules, so a completion runs for maxTokens tokens (or timeBudgetMs) unless it is
+    // cancelled.
     bool slow_engine_test_double = false;
 };
 

@@ -2,12 +2,14 @@
 # Fetch third-party sources that are not vendored in git:
 #   third_party/tree-sitter/node_modules  <- pinned `npm ci --ignore-scripts` (C sources of the tree-sitter runtime
 #                                            and grammars; CMake compiles them, no native npm build steps run).
-# Idempotent: does nothing when node_modules is present, complete (a stamp written after a successful `npm ci`) and
-# newer than package-lock.json. Works from any cwd.
+#   tools/lsp-client/node_modules         <- pinned `npm ci --ignore-scripts` (vscode-jsonrpc and the LSP protocol
+#                                            definitions, pure JavaScript: the node client that tests/lsp, the
+#                                            editor tests, demos and benchmarks drive spark-ls with).
+# Idempotent: does nothing for a package whose node_modules is present, complete (a stamp written after a successful
+# `npm ci`) and newer than its package-lock.json. Works from any cwd.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-ts_dir="$repo_root/third_party/tree-sitter"
 
 log() { printf '[fetch-third-party] %s\n' "$*"; }
 
@@ -45,31 +47,35 @@ ensure_npm() {
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm
 }
 
-fetch_tree_sitter() {
-  local lock="$ts_dir/package-lock.json"
-  local modules="$ts_dir/node_modules"
+# npm_ci NAME DIR: `npm ci --ignore-scripts` in DIR unless DIR/node_modules is complete and up to date with
+# DIR/package-lock.json. NAME prefixes the log lines.
+npm_ci() {
+  local name="$1" dir="$2"
+  local lock="$dir/package-lock.json"
+  local modules="$dir/node_modules"
   local stamp="$modules/.spark-fetch-stamp"  # written only after `npm ci` succeeded: a half-done install reruns
   if [ ! -f "$lock" ]; then
     log "error: $lock is missing" >&2
     exit 1
   fi
   if [ -f "$stamp" ] && [ ! "$lock" -nt "$modules" ] && [ ! "$lock" -nt "$stamp" ]; then
-    log "tree-sitter: $modules is up to date with package-lock.json; nothing to do"
+    log "$name: $modules is up to date with package-lock.json; nothing to do"
     return 0
   fi
   if [ -f "$stamp" ]; then
-    log "tree-sitter: package-lock.json is newer than node_modules; reinstalling"
+    log "$name: package-lock.json is newer than node_modules; reinstalling"
   elif [ -d "$modules" ]; then
-    log "tree-sitter: node_modules exists but was not completed by this script; reinstalling"
+    log "$name: node_modules exists but was not completed by this script; reinstalling"
   else
-    log "tree-sitter: node_modules missing; installing"
+    log "$name: node_modules missing; installing"
   fi
   ensure_npm
-  log "tree-sitter: running 'npm ci --ignore-scripts' in $ts_dir (node $(node --version 2>/dev/null || echo '?'), npm $(npm --version))"
-  (cd "$ts_dir" && npm ci --ignore-scripts --no-audit --no-fund)
+  log "$name: running 'npm ci --ignore-scripts' in $dir (node $(node --version 2>/dev/null || echo '?'), npm $(npm --version))"
+  (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund)
   # Mark the install complete and newer than package-lock.json (also what CMake's staleness check looks at).
   touch "$modules" "$stamp"
-  log "tree-sitter: done"
+  log "$name: done"
 }
 
-fetch_tree_sitter
+npm_ci tree-sitter "$repo_root/third_party/tree-sitter"
+npm_ci lsp-client "$repo_root/tools/lsp-client"
