@@ -4,6 +4,7 @@
 #include <tree_sitter_languages.h>
 
 #include <algorithm>
+#include <cctype>
 #include <array>
 #include <cstdlib>
 #include <cstring>
@@ -504,9 +505,34 @@ size_t stop_rule::trim_cut(std::string_view g, size_t cut, bool before_line_star
     return cut;
 }
 
-stop_check stop_rule::check(std::string_view generated) const { return scan(generated, false); }
+size_t repetition_start(std::string_view g) {
+    const size_t n = g.size();
+    for (size_t p = 2; p <= 32 && 4 * p <= n; ++p) {
+        size_t i = n - 4 * p;
+        bool periodic = true;
+        for (size_t k = i; k + p < n && periodic; ++k) periodic = g[k] == g[k + p];
+        if (!periodic) continue;
+        const std::string_view unit = g.substr(n - p);
+        if (std::ranges::none_of(unit, [](char c) { return std::isalpha(static_cast<unsigned char>(c)) != 0; }))
+            continue;
+        while (i > 0 && g[i - 1] == g[i - 1 + p]) --i;  // where the run began
+        return i + p;                                   // after its first copy
+    }
+    return std::string_view::npos;
+}
 
-size_t stop_rule::finish(std::string_view generated) const { return scan(generated, true).keep; }
+stop_check stop_rule::check(std::string_view generated) const {
+    stop_check c = scan(generated, false);
+    const size_t rep = repetition_start(generated);
+    if (rep != npos && (c.keep == npos || rep < c.keep)) return {trim_cut(generated, rep, false), "repetition"};
+    return c;
+}
+
+size_t stop_rule::finish(std::string_view generated) const {
+    const size_t keep = scan(generated, true).keep;
+    const size_t rep = repetition_start(generated);
+    return rep != npos && rep < keep ? trim_cut(generated, rep, false) : keep;
+}
 
 stop_check stop_rule::scan(std::string_view g, bool final) const {
     const bool code = context_ == cursor_context::code && lang_ != language::plain;

@@ -135,6 +135,11 @@ struct stop_options {
     size_t min_overlap = 12;
 };
 
+// Where a run of at least four copies of one unit (2-32 bytes, holding a letter) that ends the text
+// begins its second copy, or npos: "x = a.b.b.b.b" -> 7 (keep "x = a.b"). Units without a letter ("----",
+// "    ", "0, ") are legitimate code and never count.
+size_t repetition_start(std::string_view generated);
+
 // Why a stop_rule ended the text; the reason is a static string.
 struct stop_check {
     size_t keep = std::string_view::npos;  // bytes of the generated text to keep; npos: go on
@@ -165,6 +170,8 @@ struct stop_check {
 //      the bracket rule fires on the cursor's line, an overlap with R that ends with that bracket moves the cut
 //      to where the overlap begins (`foo(| b);` + `a, b)` -> `a,`);
 //    * inside a string, the first unescaped quote that closes the string (the quote that starts R) ends it.
+//  - degenerate repetition (small models loop): when the text ends with four copies of a unit of 2-32 bytes that
+//    holds a letter, it is cut after the run's first copy (repetition_start()).
 // After a cut, trailing whitespace is dropped, except when the cut is before a closing bracket at the start of
 // a generated line and the rest of the cursor's line starts with a closer (`{|}`): then the line break and
 // indentation before the bracket stay, so the existing closer lands on its own line.

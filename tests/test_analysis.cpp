@@ -555,3 +555,15 @@ TEST_CASE("syntax_tree moves keep the parsed tree", "[analysis]") {
     REQUIRE(c.parse("package main\n"));
     CHECK(c.sexp() != before);
 }
+
+TEST_CASE("analysis: degenerate repetition is cut after its first copy", "[lsp][analysis]") {
+    using spark::lsp::repetition_start;
+    constexpr size_t npos = std::string_view::npos;
+    CHECK(repetition_start("x = a.b.b.b.b") == 7);
+    // The run starts where its period starts: the '.' before the first "random" already belongs to it.
+    CHECK(repetition_start("nd = self.random.random.random.random.") == std::string_view("nd = self.random").size());
+    CHECK(repetition_start("x = 1\nx = 1\nx = 1\nx = 1\n") == 6);
+    CHECK(repetition_start("x.b.b.b") == npos);         // three copies are not yet a loop
+    CHECK(repetition_start("# ----------------") == npos);  // punctuation
+    CHECK(repetition_start("return [0, 0, 0, 0, 0, ") == npos);  // no letter in "0, "
+}
