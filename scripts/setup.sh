@@ -1,17 +1,14 @@
 #!/usr/bin/env bash
-# Sets everything up and runs the main job: build spark-ls, then complete code with the embedded default models.
+# Sets everything up and runs the main job: build spark-ls (installing what it needs), then a short scripted
+# editing session through the language server on the embedded default models — a real LSP client types into a
+# Python and a C++ file and prints each suggestion with its keystroke-to-suggestion latency.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-"$root/scripts/build.sh"
+"$root/scripts/build.sh"  # also installs the Debian packages and the pinned npm packages (the LSP client)
 bin="$root/build/app/spark-ls"
 echo
 echo "== the embedded default target model"
 "$bin" inspect "$root/models/spark-target.gguf" | sed -n 1,10p  # sed reads everything: no SIGPIPE under pipefail
-for prompt in 'def fibonacci(n):' 'for (int i = 0; i < n; i++) {' 'function debounce(fn, ms) {'; do
-  echo
-  echo "== spark-ls generate --prompt '$prompt' --draft default --ngram --compare"
-  "$bin" generate --prompt "$prompt" --n 48 --draft default --ngram --compare
-done
 echo
-echo "== fill in the middle: spark-ls generate --prompt 'def area(r):' --suffix '    return result' --draft default"
-"$bin" generate --prompt $'import math\n\ndef area(r):\n' --suffix $'    return result\n' --n 32 --draft default --ngram --compare
+echo "== an editing session through the language server (node tools/lsp-client/demo.js)"
+node "$root/tools/lsp-client/demo.js" "$bin"
