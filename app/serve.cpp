@@ -14,7 +14,7 @@ namespace spark {
 namespace {
 
 constexpr const char* serve_usage = R"(usage: spark-ls serve [--stdio] [--tcp PORT [--host ADDR]] [--model T.gguf]
-                       [--draft D.gguf|default|none] [--threads N] [--verbose]
+                       [--draft D.gguf|default|none] [--threads N] [--log-file F] [--verbose]
 
 Speaks LSP on stdin/stdout (the default; --stdio is accepted for clients that pass it) or, with --tcp, on
 ADDR:PORT (default 127.0.0.1; PORT 0 picks a free port), one session per connection. Without --model the
@@ -69,6 +69,16 @@ int cmd_serve(int argc, char** argv, int first) {
                 return 2;
             }
             opts.threads = int(n);
+        } else if (a == "--log-file") {
+            const char* path = value("--log-file");
+            if (std::FILE* probe = std::fopen(path, "a"))
+                std::fclose(probe);
+            else {
+                std::fprintf(stderr, "spark-ls serve: cannot open --log-file %s\n", path);
+                return 2;
+            }
+            if (!std::freopen(path, "a", stderr)) return 2;
+            std::setvbuf(stderr, nullptr, _IOLBF, 0);  // whole lines, promptly
         } else if (a == "--verbose") {
             opts.verbose = true;
         } else if (a == "--test-double") {
