@@ -5,6 +5,8 @@
 #   tools/lsp-client/node_modules         <- pinned `npm ci --ignore-scripts` (vscode-jsonrpc and the LSP protocol
 #                                            definitions, pure JavaScript: the node client that tests/lsp, the
 #                                            editor tests, demos and benchmarks drive spark-ls with).
+#   editors/vscode/node_modules           <- pinned `npm ci --ignore-scripts` (the VS Code extension's
+#                                            vscode-languageclient, TypeScript and @vscode/vsce).
 # Idempotent: does nothing for a package whose node_modules is present, complete (a stamp written after a successful
 # `npm ci`) and newer than its package-lock.json. Works from any cwd.
 set -euo pipefail
@@ -79,3 +81,4 @@ npm_ci() {
 
 npm_ci tree-sitter "$repo_root/third_party/tree-sitter"
 npm_ci lsp-client "$repo_root/tools/lsp-client"
+npm_ci vscode-extension "$repo_root/editors/vscode"
