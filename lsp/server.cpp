@@ -187,8 +187,9 @@ public:
             case message_kind::response: on_response(*m); break;
         }
         if (options_.verbose)
-            std::fprintf(stderr, "spark-ls: %s %s (%.2f ms)\n", m->kind == message_kind::response ? "response" : "",
-                         m->method.c_str(), std::chrono::duration<double, std::milli>(clock_type::now() - t0).count());
+            std::fprintf(stderr, "spark-ls: %s (%.2f ms)\n",
+                         m->kind == message_kind::response ? "response" : m->method.c_str(),
+                         std::chrono::duration<double, std::milli>(clock_type::now() - t0).count());
     }
 
     void on_frame_error(const frame_error& e) override { log(2, "framing: " + e.message); }
@@ -902,11 +903,13 @@ private:
         start_background(m.entry->uri, std::string(text), cursor, m.remainder());
     }
 
-    void accepted(const cached_completion& e) {
+    // An accept (command or llm-ls) is counted even when its suggestion has left the cache (e null); one still
+    // there also prefetches the suggestion after the accepted text, for the text the editor is about to send.
+    void accepted(const cached_completion* e) {
         ++stats_.accepted;
-        // Prefetch the suggestion after the accepted text, for the text the editor is about to send.
-        std::string next = e.text.substr(0, e.cursor) + e.completion + e.text.substr(e.cursor);
-        start_background(e.uri, std::move(next), e.cursor + e.completion.size(), {});
+        if (!e) return;
+        std::string next = e->text.substr(0, e->cursor) + e->completion + e->text.substr(e->cursor);
+        start_background(e->uri, std::move(next), e->cursor + e->completion.size(), {});
     }
 
     void execute_command(const request_id& id, const json& params) {
@@ -916,14 +919,10 @@ private:
         if (params.contains("arguments") && params["arguments"].is_array() && !params["arguments"].empty() &&
             params["arguments"][0].is_string())
             cid = params["arguments"][0].get<std::string>();
-        if (cmd == accept_command) {
-            if (const cached_completion* e = cache_.by_id(cid))
-                accepted(*e);
-            else
-                ++stats_.accepted;  // counted even when the suggestion left the cache
-        } else {
+        if (cmd == accept_command)
+            accepted(cache_.by_id(cid));
+        else
             ++stats_.rejected;
-        }
         ch_.send(make_response(id, nullptr));
     }
 
@@ -933,14 +932,10 @@ private:
             rid = params["requestId"].get<std::string>();
         auto it = llm_ids_.find(rid);
         const cached_completion* e = it == llm_ids_.end() ? nullptr : cache_.by_id(it->second);
-        if (accept) {
-            if (e)
-                accepted(*e);
-            else
-                ++stats_.accepted;
-        } else {
+        if (accept)
+            accepted(e);
+        else
             ++stats_.rejected;
-        }
         if (it != llm_ids_.end()) llm_ids_.erase(it);
         ch_.send(make_response(id, nullptr));
     }
