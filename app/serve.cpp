@@ -1,6 +1,7 @@
 // `spark-ls serve`: the language server over stdio or TCP (docs/LSP.md).
 #include "app/serve.h"
 
+#include "lsp/http_server.h"
 #include "lsp/server.h"
 #include "lsp/transport.h"
 
@@ -15,10 +16,18 @@ namespace {
 
 constexpr const char* serve_usage = R"(usage: spark-ls serve [--stdio] [--tcp PORT [--host ADDR]] [--model T.gguf]
                        [--draft D.gguf|default|none] [--threads N] [--log-file F] [--verbose]
+       spark-ls serve --http PORT [--host ADDR] [--api-key KEY] [--max-body BYTES] [--max-queue N]
+                       [--model T.gguf] [--draft D.gguf|default|none] [--threads N] [--log-file F]
 
 Speaks LSP on stdin/stdout (the default; --stdio is accepted for clients that pass it) or, with --tcp, on
 ADDR:PORT (default 127.0.0.1; PORT 0 picks a free port), one session per connection. Without --model the
 embedded default models are used. Clients may override the models in their settings (docs/LSP.md).
+
+With --http the engine is served over HTTP for a team instead (docs/remote.md): OpenAI-compatible
+/v1/completions, llama.cpp's /infill and /completion, Ollama's /api/generate, /v1/models, /health, /metrics.
+An API key (--api-key, or the SPARK_LS_API_KEY environment variable) is then required on every endpoint but
+/health; binding an address other than loopback refuses to start without one. Bodies over --max-body bytes
+(default 1048576) get 400; over --max-queue completions in flight (default 64) get 503.
   --test-double slow-engine   protocol-timing tests only: the engine pauses 20 ms per token and ignores
                               end-of-text and the stop rules
 )";
@@ -37,7 +46,9 @@ bool parse_int(const char* s, long lo, long hi, long& out) {
 int cmd_serve(int argc, char** argv, int first) {
     lsp::server_options opts;
     std::string host = "127.0.0.1";
-    long port = -1;
+    long port = -1, http_port = -1;
+    lsp::http_server_options http;
+    if (const char* key = std::getenv("SPARK_LS_API_KEY")) http.api_key = key;
     for (int i = first; i < argc; ++i) {
         const std::string a = argv[i];
         auto value = [&](const char* what) -> const char* {
@@ -57,6 +68,25 @@ int cmd_serve(int argc, char** argv, int first) {
                 std::fprintf(stderr, "spark-ls serve: --tcp needs a port number 0-65535\n");
                 return 2;
             }
+        } else if (a == "--http") {
+            if (!parse_int(value("--http"), 0, 65535, http_port)) {
+                std::fprintf(stderr, "spark-ls serve: --http needs a port number 0-65535\n");
+                return 2;
+            }
+        } else if (a == "--api-key") {
+            http.api_key = value("--api-key");
+        } else if (a == "--max-body") {
+            if (!parse_int(value("--max-body"), 64, 1L << 30, n)) {
+                std::fprintf(stderr, "spark-ls serve: --max-body needs a number of bytes 64-1073741824\n");
+                return 2;
+            }
+            http.max_body = size_t(n);
+        } else if (a == "--max-queue") {
+            if (!parse_int(value("--max-queue"), 1, 100000, n)) {
+                std::fprintf(stderr, "spark-ls serve: --max-queue needs a number 1-100000\n");
+                return 2;
+            }
+            http.max_queue = size_t(n);
         } else if (a == "--host") {
             host = value("--host");
         } else if (a == "--model") {
@@ -94,6 +124,19 @@ int cmd_serve(int argc, char** argv, int first) {
             std::fprintf(stderr, "spark-ls serve: unknown option '%s'\n\n%s", a.c_str(), serve_usage);
             return 2;
         }
+    }
+    if (http_port >= 0) {
+        if (port >= 0) {
+            std::fprintf(stderr, "spark-ls serve: --http and --tcp exclude each other (run two servers)\n");
+            return 2;
+        }
+        http.host = host;
+        http.port = uint16_t(http_port);
+        http.engine = opts;
+        return lsp::serve_http(http, [](const std::string& where) {
+            std::fprintf(stderr, "spark-ls: http listening on %s\n", where.c_str());
+            std::fflush(stderr);
+        });
     }
     auto factory = [opts](lsp::channel& ch) { return lsp::make_server(ch, opts); };
     if (port < 0) return lsp::serve_stdio(factory);

@@ -7,12 +7,14 @@
 #include "lsp/document.h"
 #include "lsp/jsonrpc.h"
 #include "lsp/prompt.h"
+#include "lsp/remote.h"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <random>
 #include <thread>
@@ -98,10 +100,29 @@ struct settings {
     // Benchmarks only: the naive loop other setups run (whole prompt evaluated per request, no drafting, no
     // forwarding cache, no prefetch), on the same model and the same protocol path.
     bool naive = false;
+    // A remote backend instead of the in-process engine (docs/remote.md): "local", "openai", "llama.cpp", "ollama".
+    std::string backend = "local";
+    std::string backend_url, backend_model, api_key, api_key_env, fim_template;
+    int backend_timeout_ms = 5000;
+    int remote_context_chars = 8192;  // prefix + suffix window sent to a remote backend
 
     bool same_engine(const settings& o) const {
-        return model == o.model && draft_model == o.draft_model && threads == o.threads && naive == o.naive;
+        return model == o.model && draft_model == o.draft_model && threads == o.threads && naive == o.naive &&
+               backend == o.backend && backend_url == o.backend_url && backend_model == o.backend_model &&
+               api_key == o.api_key && api_key_env == o.api_key_env && fim_template == o.fim_template &&
+               backend_timeout_ms == o.backend_timeout_ms;
     }
+    bool remote() const { return backend != "local"; }
+};
+
+// An engine request behind the interface remote requests have.
+class engine_job final : public generation_job {
+public:
+    explicit engine_job(std::shared_ptr<request_handle> h) : h_(std::move(h)) {}
+    void cancel() override { h_->cancel(); }
+
+private:
+    std::shared_ptr<request_handle> h_;
 };
 
 enum class request_kind { inline_completion, completion, llm_ls };
@@ -116,7 +137,7 @@ struct pending {
     clock_type::time_point arrived;
     bool live = true;
     bool invoked = false;                        // triggerKind 1
-    std::shared_ptr<request_handle> handle;       // engine work, once submitted
+    std::shared_ptr<generation_job> handle;       // engine or remote work, once submitted
     std::shared_ptr<timer_handle> timer;          // server-side debounce
 };
 
@@ -125,7 +146,7 @@ struct pending {
 struct background_job {
     std::string uri, text;
     size_t cursor = 0;
-    std::shared_ptr<request_handle> handle;
+    std::shared_ptr<generation_job> handle;
     std::vector<std::shared_ptr<pending>> waiters;
     bool live = true;
 };
@@ -153,7 +174,7 @@ struct counters {
     uint64_t requests = 0, engine_runs = 0, cache_hits = 0, prefetch_hits = 0, cancelled = 0, superseded = 0,
              content_modified = 0, empty = 0, errors = 0, shown = 0, accepted = 0, rejected = 0,
              partially_accepted = 0, prefetches = 0;
-    uint64_t engine_completed = 0, engine_cancelled = 0, generated = 0, drafted = 0, accepted_tokens = 0,
+    uint64_t engine_completed = 0, engine_cancelled = 0, engine_failed = 0, generated = 0, drafted = 0, accepted_tokens = 0,
              prompt_tokens = 0, prompt_reused = 0;
     double generation_seconds = 0;
     latency_log latency;
@@ -171,6 +192,7 @@ public:
         for (auto& [id, p] : pending_) cancel_work(*p);
         if (loader_.joinable()) loader_.join();
         engine_.reset();  // joins the engine thread; its late results are dropped by the channel
+        remote_.reset();  // the same for the backend's I/O thread
     }
 
     void on_message(std::string body) override {
@@ -353,6 +375,19 @@ private:
         read("multiline", next.multiline, any);
         read("contextFiles", next.context_files, any);
         read("naiveBaseline", next.naive, any);
+        read("backend", next.backend, [](const std::string& v) { return v == "local" || parse_remote_kind(v).has_value(); });
+        read("backendUrl", next.backend_url, any);
+        read("backendModel", next.backend_model, any);
+        read("apiKeyEnv", next.api_key_env, any);
+        read("fimTemplate", next.fim_template, [](const std::string& v) { return v.empty() || resolve_fim_template(v).has_value(); });
+        read("backendTimeoutMs", next.backend_timeout_ms, [](int v) { return v >= 50 && v <= 600000; });
+        read("remoteContextChars", next.remote_context_chars, [](int v) { return v >= 256 && v <= (1 << 22); });
+        if (auto it = s.find("apiKey"); it != s.end()) {  // read apart: its value is never logged
+            if (it->is_string())
+                next.api_key = it->get<std::string>();
+            else if (!it->is_null())
+                log(2, "setting 'apiKey' must be a string; ignored");
+        }
         const bool engine_changed = !next.same_engine(settings_);
         settings_ = next;
         if (reload && engine_changed) {
@@ -394,9 +429,12 @@ private:
     void start_loading() {
         if (loader_.joinable()) loader_.join();
         engine_.reset();
+        remote_.reset();
         ++load_generation_;
-        loading_ = true;
         load_error_.clear();
+        remote_failing_ = false;
+        if (settings_.remote()) return connect_remote();
+        loading_ = true;
         if (work_done_progress_) {
             progress_ = progress_state{};
             progress_->create_id = "spark-ls/" + std::to_string(++server_request_id_);
@@ -423,6 +461,34 @@ private:
                 error = r.error().message;
             ch->post([this, generation, e, error] { loaded(generation, e, error); });
         });
+    }
+
+    // A remote backend instead of the engine: nothing to load, only the settings to check.
+    void connect_remote() {
+        loading_ = false;
+        remote_config rc;
+        rc.kind = *parse_remote_kind(settings_.backend);
+        rc.url = settings_.backend_url;
+        rc.model = settings_.backend_model;
+        rc.api_key = settings_.api_key;
+        if (rc.api_key.empty() && !settings_.api_key_env.empty())
+            if (const char* k = std::getenv(settings_.api_key_env.c_str())) rc.api_key = k;
+        rc.timeout = std::chrono::milliseconds(settings_.backend_timeout_ms);
+        rc.fim_template = settings_.fim_template;
+        auto b = make_remote_backend(rc);
+        if (!b) {
+            load_error_ = b.error().message;
+            ch_.send(make_notification("window/showMessage",
+                                       {{"type", 1}, {"message", "spark-ls: the remote backend is misconfigured: " + load_error_}}));
+            log(1, "remote backend: " + load_error_);
+        } else {
+            remote_ = std::move(*b);
+            log(3, "completions go to the " + std::string(name(rc.kind)) + " backend at " + rc.url);
+        }
+        auto waiting = std::move(waiting_);
+        waiting_.clear();
+        for (auto& p : waiting)
+            if (p->live) run(p);
     }
 
     void loaded(uint64_t generation, std::shared_ptr<engine> e, const std::string& error) {
@@ -614,9 +680,10 @@ private:
             waiting_.push_back(p);
             return;
         }
-        if (!engine_) {
+        if (!engine_ && !remote_) {
             ++stats_.errors;
-            return finish_error(*p, error_code::request_failed, "no model is loaded: " + load_error_);
+            return finish_error(*p, error_code::request_failed,
+                                (settings_.remote() ? "no remote backend: " : "no model is loaded: ") + load_error_);
         }
         const text_document* doc = docs_.find(p->uri);
         if (!doc) return finish_error(*p, error_code::content_modified, "the document was closed");
@@ -639,7 +706,7 @@ private:
 
     // Builds the prompt and stop rule for (text, cursor) and queues it; `done` runs on the protocol thread.
     // Returns null when there is nothing to ask (the syntax says no completion here).
-    std::shared_ptr<request_handle> submit(const std::string& uri, std::string text, size_t cursor,
+    std::shared_ptr<generation_job> submit(const std::string& uri, std::string text, size_t cursor,
                                            std::string_view known, request_priority priority,
                                            std::function<void(const generation_outcome&)> done) {
         const text_document* doc = docs_.find(uri);
@@ -658,6 +725,7 @@ private:
         if (!d.complete) return nullptr;
         if (!settings_.multiline) d.mode = completion_decision::single_line;
         auto rule = std::make_shared<stop_rule>(*tree, text, cursor, d.mode);
+        if (remote_) return submit_remote(uri, std::move(text), cursor, rule, std::move(done));
 
         const tokenizer& tok = engine_->target().vocab();
         const special_tokens& sp = tok.special();
@@ -699,7 +767,54 @@ private:
         }
         channel* ch = &ch_;
         auto shared_text = std::make_shared<std::string>(std::move(text));
-        return engine_->submit(std::move(r), [this, ch, rule, uri, shared_text, cursor, done = std::move(done)](
+        return std::make_shared<engine_job>(engine_->submit(
+            std::move(r), [this, ch, rule, uri, shared_text, cursor, done = std::move(done)](
+                              const result<generation_result>& res) {
+                generation_outcome out{res, uri, *shared_text, cursor, {}};
+                if (res) out.completion = res->text.substr(0, rule->finish(res->text));
+                ch->post([this, out = std::move(out), done] {
+                    record_engine(out);
+                    done(out);
+                });
+            }));
+    }
+
+    // The remote path: windows of text around the cursor (the prefix window keeps its start while it fits, so a
+    // server that caches prompts reuses its KV state), other open files as context, the stop rule on the stream.
+    std::shared_ptr<generation_job> submit_remote(const std::string& uri, std::string text, size_t cursor,
+                                                  std::shared_ptr<stop_rule> rule,
+                                                  std::function<void(const generation_outcome&)> done) {
+        const size_t total = size_t(settings_.remote_context_chars);
+        const size_t prefix_chars = std::max<size_t>(64, size_t(double(total) * settings_.fim_ratio));
+        const size_t suffix_chars = total > prefix_chars ? total - prefix_chars : 0;
+        auto line_start = [&](size_t p) {
+            const size_t nl = p == 0 ? std::string::npos : text.rfind('\n', p - 1);
+            return nl == std::string::npos ? size_t(0) : nl + 1;
+        };
+        size_t start = 0;
+        auto a = anchors_.find(uri);
+        const bool anchor_ok = a != anchors_.end() && a->second <= cursor && line_start(a->second) == a->second &&
+                               cursor - a->second <= prefix_chars;
+        if (anchor_ok)
+            start = a->second;
+        else if (cursor > prefix_chars * 3 / 4)
+            start = line_start(cursor - prefix_chars * 3 / 4);  // room to grow before the window must move
+        anchors_[uri] = start;
+        size_t end = std::min(text.size(), cursor + suffix_chars);
+        if (end < text.size()) end = std::max(cursor, line_start(end));
+        remote_request r;
+        r.prefix = text.substr(start, cursor - start);
+        r.suffix = text.substr(cursor, end - cursor);
+        r.max_tokens = settings_.max_tokens;
+        if (settings_.context_files)
+            for (const std::string& u : recent_)
+                if (u != uri && r.extra.size() < 3)
+                    if (const text_document* o = docs_.find(u))
+                        r.extra.push_back({o->uri(), std::string(o->text().substr(0, std::min<size_t>(o->size(), 4096)))});
+        r.stop_criterion = [rule](std::string_view g) { return (*rule)(g); };
+        channel* ch = &ch_;
+        auto shared_text = std::make_shared<std::string>(std::move(text));
+        return remote_->submit(std::move(r), [this, ch, rule, uri, shared_text, cursor, done = std::move(done)](
                                                  const result<generation_result>& res) {
             generation_outcome out{res, uri, *shared_text, cursor, {}};
             if (res) out.completion = res->text.substr(0, rule->finish(res->text));
@@ -710,8 +825,20 @@ private:
         });
     }
 
+    // A remote failure is shown to the user once (window/showMessage), logged every time, and answered with an
+    // empty result so the editor never waits on it; the next success re-arms the message.
+    void remote_failed(const std::string& why) {
+        log(1, why);
+        if (remote_failing_) return;
+        remote_failing_ = true;
+        ch_.send(make_notification("window/showMessage", {{"type", 2}, {"message", "spark-ls: " + why}}));
+    }
+
     void record_engine(const generation_outcome& out) {
-        if (!out.res) return;
+        if (!out.res) {
+            if (remote_) ++stats_.engine_failed;
+            return;
+        }
         const generation_result& g = *out.res;
         if (g.reason == stop_reason::cancelled) {
             ++stats_.engine_cancelled;
@@ -731,8 +858,14 @@ private:
         if (!p->live) return;
         if (!out.res) {
             ++stats_.errors;
+            if (remote_) {
+                remote_failed(out.res.error().message);
+                ++stats_.empty;
+                return finish(*p, empty_result(p->kind));
+            }
             return finish_error(*p, error_code::request_failed, out.res.error().message);
         }
+        if (remote_) remote_failing_ = false;
         if (out.res->reason == stop_reason::cancelled)
             return finish_error(*p, error_code::request_cancelled, "cancelled");
         const cached_completion* e = remember(out);
@@ -854,7 +987,7 @@ private:
     // ---- background work: prefetch after an accept, refresh of a truncated suggestion ------------------------
 
     void start_background(const std::string& uri, std::string text, size_t cursor, std::string_view known) {
-        if (loading_ || !engine_ || settings_.naive) return;
+        if (loading_ || (!engine_ && !remote_) || settings_.naive) return;
         for (auto& j : background_)
             if (j->live && j->uri == uri && j->cursor == cursor && j->text == text) return;  // already on it
         cancel_background(uri);
@@ -869,6 +1002,7 @@ private:
 
     void background_done(const std::shared_ptr<background_job>& job, const generation_outcome& out) {
         std::erase(background_, job);
+        if (!out.res && remote_ && job->live) remote_failed(out.res.error().message);
         const bool ok = out.res && out.res->reason != stop_reason::cancelled;
         const cached_completion* e = ok && job->live ? remember(out) : nullptr;
         for (auto& p : job->waiters) {
@@ -969,7 +1103,7 @@ private:
                 {"prefetches", s.prefetches},
                 {"latencyMs", s.latency.summary()},
                 {"engine",
-                 {{"loaded", engine_ != nullptr},
+                 {{"loaded", engine_ != nullptr || remote_ != nullptr},
                   {"completed", s.engine_completed},
                   {"cancelled", s.engine_cancelled},
                   {"generatedTokens", s.generated},
@@ -1004,6 +1138,8 @@ private:
     std::vector<std::string> recent_;  // URIs, most recently edited first
 
     std::shared_ptr<engine> engine_;
+    std::unique_ptr<remote_backend> remote_;  // instead of engine_ when settings_.backend names one
+    bool remote_failing_ = false;             // the user was told; quiet until a request succeeds
     std::thread loader_;
     bool loading_ = false;
     uint64_t load_generation_ = 0;
