@@ -765,18 +765,25 @@ private:
             gp.max_tokens = settings_.max_tokens;
             gp.on_text = [](std::string_view) { std::this_thread::sleep_for(std::chrono::milliseconds(20)); };
         }
+        return std::make_shared<engine_job>(
+            engine_->submit(std::move(r), on_generated(uri, std::move(text), cursor, rule, std::move(done))));
+    }
+
+    // The callback of an engine or remote run (on its thread): the stop rule's finish() on the text, then `done`
+    // on the protocol thread.
+    std::function<void(const result<generation_result>&)> on_generated(
+        const std::string& uri, std::string text, size_t cursor, std::shared_ptr<stop_rule> rule,
+        std::function<void(const generation_outcome&)> done) {
         channel* ch = &ch_;
         auto shared_text = std::make_shared<std::string>(std::move(text));
-        return std::make_shared<engine_job>(engine_->submit(
-            std::move(r), [this, ch, rule, uri, shared_text, cursor, done = std::move(done)](
-                              const result<generation_result>& res) {
-                generation_outcome out{res, uri, *shared_text, cursor, {}};
-                if (res) out.completion = res->text.substr(0, rule->finish(res->text));
-                ch->post([this, out = std::move(out), done] {
-                    record_engine(out);
-                    done(out);
-                });
-            }));
+        return [this, ch, rule, uri, shared_text, cursor, done = std::move(done)](const result<generation_result>& res) {
+            generation_outcome out{res, uri, *shared_text, cursor, {}};
+            if (res) out.completion = res->text.substr(0, rule->finish(res->text));
+            ch->post([this, out = std::move(out), done] {
+                record_engine(out);
+                done(out);
+            });
+        };
     }
 
     // The remote path: windows of text around the cursor (the prefix window keeps its start while it fits, so a
@@ -812,17 +819,7 @@ private:
                     if (const text_document* o = docs_.find(u))
                         r.extra.push_back({o->uri(), std::string(o->text().substr(0, std::min<size_t>(o->size(), 4096)))});
         r.stop_criterion = [rule](std::string_view g) { return (*rule)(g); };
-        channel* ch = &ch_;
-        auto shared_text = std::make_shared<std::string>(std::move(text));
-        return remote_->submit(std::move(r), [this, ch, rule, uri, shared_text, cursor, done = std::move(done)](
-                                                 const result<generation_result>& res) {
-            generation_outcome out{res, uri, *shared_text, cursor, {}};
-            if (res) out.completion = res->text.substr(0, rule->finish(res->text));
-            ch->post([this, out = std::move(out), done] {
-                record_engine(out);
-                done(out);
-            });
-        });
+        return remote_->submit(std::move(r), on_generated(uri, std::move(text), cursor, rule, std::move(done)));
     }
 
     // A remote failure is shown to the user once (window/showMessage), logged every time, and answered with an

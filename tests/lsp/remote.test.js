@@ -50,6 +50,17 @@ async function startHttp(args = [], env = {}) {
   return { child, port };
 }
 
+/** A serve --http process for the enclosing describe(): started before its tests, stopped after them. */
+function httpServerFor(args = []) {
+  const server = {};
+  before(async () => Object.assign(server, await startHttp(args)));
+  after(async () => {
+    server.child.kill('SIGTERM');
+    await server.child.closed;
+  });
+  return server;
+}
+
 /** One HTTP request on loopback: resolves {status, headers, body}. */
 function request(port, method, path, body, headers = {}) {
   return new Promise((resolve, reject) => {
@@ -94,14 +105,7 @@ const PY = 'def add(a, b):\n    \n\nprint(add(1, 2))\n';
 const PY_CURSOR = { line: 1, character: 4 };
 
 describe('the language server on a serve --http backend', () => {
-  let server;
-  before(async () => {
-    server = await startHttp();
-  });
-  after(async () => {
-    server.child.kill('SIGTERM');
-    await server.child.closed;
-  });
+  const server = httpServerFor();
 
   for (const backend of ['openai', 'llama.cpp', 'ollama']) {
     it(`inline completions arrive through the ${backend} backend`, async () => {
@@ -134,14 +138,7 @@ describe('the language server on a serve --http backend', () => {
 });
 
 describe('cancellation reaches the serving side', () => {
-  let server;
-  before(async () => {
-    server = await startHttp(['--test-double', 'slow-engine']);
-  });
-  after(async () => {
-    server.child.kill('SIGTERM');
-    await server.child.closed;
-  });
+  const server = httpServerFor(['--test-double', 'slow-engine']);
 
   for (const backend of ['openai', 'llama.cpp']) {
     it(`$/cancelRequest closes the ${backend} request and the server counts it cancelled`, async () => {
@@ -238,16 +235,9 @@ describe('a backend that fails', () => {
 });
 
 describe('the HTTP server rejects bad requests and keeps serving', () => {
-  let server;
   const KEY = 'test-key-123';
   const auth = { Authorization: `Bearer ${KEY}` };
-  before(async () => {
-    server = await startHttp(['--api-key', KEY, '--max-body', '4096']);
-  });
-  after(async () => {
-    server.child.kill('SIGTERM');
-    await server.child.closed;
-  });
+  const server = httpServerFor(['--api-key', KEY, '--max-body', '4096']);
 
   const valid = { prompt: 'def f(x):\n', suffix: '\n', max_tokens: 4, temperature: 0 };
 
@@ -324,14 +314,7 @@ describe('the HTTP server rejects bad requests and keeps serving', () => {
 });
 
 describe('load: 8 concurrent clients', () => {
-  let server;
-  before(async () => {
-    server = await startHttp();
-  });
-  after(async () => {
-    server.child.kill('SIGTERM');
-    await server.child.closed;
-  });
+  const server = httpServerFor();
 
   it(`${LOAD_CLIENTS} clients × ${LOAD_REQUESTS} requests: none lost`, async () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: LOAD_CLIENTS });
